@@ -1,0 +1,253 @@
+//! Argument definitions for every subcommand (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// paca-fer: facial-emotion recognition with patch-to-cluster attention.
+#[derive(Debug, Parser)]
+#[command(name = "paca-fer", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML file overriding config/default.toml (any subset of keys).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout (logs go to stderr; set RUST_LOG to change their level).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only log warnings and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect a dataset before training.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train one method/k or the whole sweep; writes results tables and models.
+    Train(TrainArgs),
+    /// Evaluate a trained model on a dataset split.
+    Eval(EvalArgs),
+    /// Classify already-cropped face images.
+    Predict(PredictArgs),
+    /// Choose method/k from sweep results, weighing accuracy against per-frame latency.
+    Select(SelectArgs),
+    /// Stream camera frames or files through detection, clustering and the ViT, with an overlay.
+    Run(RunArgs),
+    /// Benchmarks behind the numbers in the README.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Per-class image counts per split, and the files that could not be decoded.
+    Stats(DataStatsArgs),
+}
+
+/// Dataset location, shared by subcommands that read one.
+#[derive(Debug, Args, Clone)]
+pub struct DataSource {
+    /// Dataset root (FER+ <root>/{train,valid,test}/<class>/, AffectNet <root>/<class>/ + labels.csv, or ImageFolder).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Layout: auto, ferplus, affectnet, imagefolder (default: data.layout from the config).
+    #[arg(long)]
+    pub layout: Option<String>,
+}
+
+/// `data stats` flags.
+#[derive(Debug, Args)]
+pub struct DataStatsArgs {
+    /// Dataset to inspect.
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Count files without decoding them (faster; corrupt images are then not detected).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// `train` flags.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data.
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Clustering method for a single run: kmeans, agglomerative, spectral, gmm, dbscan, none (patch-to-patch), learned.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Clusters per image for a single run.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Run the grid in this sweep file instead of one cell (e.g. config/sweep.toml).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["method", "k"])]
+    pub sweep: Option<PathBuf>,
+    /// Patch embedder: pixels, mobilenet_v2, resnet50, resnet50:per_patch.
+    #[arg(long)]
+    pub embedder: Option<String>,
+    /// Weights for embedders that ship none (ResNet-50: torchvision names, safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub embedder_weights: Option<PathBuf>,
+    /// Epochs (default: train.epochs).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam learning rate (default: train.lr).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Images per step (default: train.batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed for initialisation and shuffling (default: train.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Few epochs on a subset: a smoke run of the whole grid in minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Continue from the last checkpoint of this run.
+    #[arg(long)]
+    pub resume: bool,
+    /// Where results tables and plots go.
+    #[arg(long, default_value = "train/results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where trained models go.
+    #[arg(long, default_value = "models", value_name = "DIR")]
+    pub models_dir: PathBuf,
+    /// Compute device: cpu, or cuda (needs the `cuda` build feature and an NVIDIA driver).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// `eval` flags.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Evaluation data.
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Model folder (default: the shipped default model).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Split to evaluate (test, valid, or all for unsplit folders).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+}
+
+/// `predict` flags.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Model folder (default: the shipped default model).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Face images, already cropped.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+}
+
+/// `select` flags.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Sweep results (results.json written by `train --sweep`).
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+    /// Per-frame latency budget in milliseconds (default: run.budget_ms).
+    #[arg(long)]
+    pub budget_ms: Option<f64>,
+}
+
+/// `run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Camera index to capture from.
+    #[arg(long, value_name = "N", conflicts_with = "input")]
+    pub camera: Option<u32>,
+    /// List cameras and exit.
+    #[arg(long)]
+    pub list_cameras: bool,
+    /// An image, a folder of frames (name order) or a video file, instead of a camera.
+    #[arg(long, value_name = "PATH")]
+    pub input: Option<PathBuf>,
+    /// Model folder (default: chosen by `select`).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Override the selected clustering method.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Override the selected k.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// No window.
+    #[arg(long)]
+    pub headless: bool,
+    /// Write one JSON line per frame to FILE, or - for stdout.
+    #[arg(long, value_name = "FILE|-")]
+    pub jsonl: Option<String>,
+    /// Write overlaid frames as PNG into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub save_annotated: Option<PathBuf>,
+    /// Tint each face's 16×16 patches by cluster.
+    #[arg(long)]
+    pub show_clusters: bool,
+    /// Per-frame latency budget in milliseconds (default: run.budget_ms).
+    #[arg(long)]
+    pub budget_ms: Option<f64>,
+}
+
+/// `bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time clustering of every image in a float32 .npy of shape [images, 36, d].
+    Cluster(BenchClusterArgs),
+    /// Time training steps (forward + backward + Adam) of the default model.
+    Train(BenchTrainArgs),
+    /// Time the live pipeline over a folder of frames.
+    Pipeline(BenchPipelineArgs),
+}
+
+/// `bench cluster` flags.
+#[derive(Debug, Args)]
+pub struct BenchClusterArgs {
+    /// Float32 .npy of shape [n_images, 36, d].
+    #[arg(long, value_name = "FILE.npy")]
+    pub embeddings: PathBuf,
+    /// kmeans, agglomerative, spectral, gmm or dbscan.
+    #[arg(long)]
+    pub method: String,
+    /// Clusters per image.
+    #[arg(long)]
+    pub k: usize,
+    /// Worker threads (images are clustered in parallel).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Write the labels as an int32 .npy of shape [n_images, 36].
+    #[arg(long, value_name = "OUT.npy")]
+    pub labels_out: Option<PathBuf>,
+    /// Seed of the randomised methods.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `bench train` flags.
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    /// Images per step (default: train.batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Timed steps after warm-up.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+}
+
+/// `bench pipeline` flags.
+#[derive(Debug, Args)]
+pub struct BenchPipelineArgs {
+    /// Folder of frames (e.g. 640×480 with one face each).
+    #[arg(long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// Model folder (default: the shipped default model).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+}

@@ -1,0 +1,54 @@
+//! Command-line interface: argument definitions and dispatch to one handler per subcommand.
+
+mod args;
+mod data_cmd;
+
+pub use args::{Cli, Command};
+
+use anyhow::{Result, bail};
+use clap::Parser;
+
+use crate::config::Config;
+
+/// Parses the command line, runs the subcommand and returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.quiet { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .target(env_logger::Target::Stderr)
+        .init();
+    match dispatch(&cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration named by `--config` (or the defaults) and runs the chosen subcommand.
+pub fn dispatch(cli: &Cli) -> Result<()> {
+    let config = Config::resolve(cli.config.as_deref())?;
+    match &cli.command {
+        Command::Data(a) => data_cmd::run(a, &config, cli.json),
+        Command::Train(_) => not_built("train", 4),
+        Command::Eval(_) => not_built("eval", 4),
+        Command::Predict(_) => not_built("predict", 4),
+        Command::Select(_) => not_built("select", 5),
+        Command::Run(_) => not_built("run", 5),
+        Command::Bench(_) => not_built("bench", 3),
+    }
+}
+
+/// Answers for a subcommand whose implementation has not landed yet.
+fn not_built(name: &str, issue: u32) -> Result<()> {
+    bail!(
+        "`paca-fer {name}` is not built yet (tracked in issue #{issue}); its --help shows the planned flags"
+    )
+}
+
+/// Prints one JSON object on stdout (the `--json` contract: exactly one object, logs go to stderr).
+pub fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

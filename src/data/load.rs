@@ -1,0 +1,51 @@
+//! Decoding image files into faces; corrupt files are skipped and counted, never fatal.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{DataError, Sample};
+use crate::labels::Emotion;
+use crate::patch::to_face;
+
+/// Decodes one image file into a `size`×`size` RGB face.
+pub fn load_face(path: &Path, size: u32) -> Result<RgbImage, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let img = image::load_from_memory(&bytes).map_err(|e| DataError::Decode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(to_face(&img, size))
+}
+
+/// What a bulk load skipped.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct LoadReport {
+    /// Files that could not be read or decoded, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Decodes `samples` in parallel; unreadable images are logged, skipped and listed in the report.
+pub fn load_faces(samples: &[Sample], size: u32) -> (Vec<(RgbImage, Emotion)>, LoadReport) {
+    let results: Vec<_> = samples
+        .par_iter()
+        .map(|s| (s, load_face(&s.path, size)))
+        .collect();
+    let mut faces = Vec::with_capacity(results.len());
+    let mut report = LoadReport::default();
+    for (s, r) in results {
+        match r {
+            Ok(img) => faces.push((img, s.label)),
+            Err(e) => {
+                log::warn!("skipping {}: {e}", s.path.display());
+                report.skipped.push((s.path.clone(), e.to_string()));
+            }
+        }
+    }
+    (faces, report)
+}
