@@ -110,6 +110,8 @@ pub struct ClusterConfig {
 pub struct RunConfig {
     /// Per-frame latency budget in milliseconds.
     pub budget_ms: f64,
+    /// Accuracy given up per millisecond when ranking sweep cells.
+    pub latency_weight: f64,
     /// Width frames are downscaled to for detection.
     pub detect_width: u32,
 }
@@ -274,6 +276,9 @@ impl Config {
         }
         if self.run.budget_ms.is_nan() || self.run.budget_ms <= 0.0 {
             return bad("run.budget_ms", "must be positive".into());
+        }
+        if !(self.run.latency_weight >= 0.0 && self.run.latency_weight.is_finite()) {
+            return bad("run.latency_weight", "must be a finite number >= 0".into());
         }
         if self.run.detect_width < 32 {
             return bad("run.detect_width", "must be at least 32 pixels".into());

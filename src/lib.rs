@@ -2,9 +2,15 @@
 //!
 //! Data flows one way: frame → face → patches → embeddings → clusters → logits → label.
 
+pub mod backend;
+pub mod classify;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod data;
 pub mod labels;
+pub mod model;
+pub mod npy;
 pub mod patch;
+pub mod select;
 pub mod train;

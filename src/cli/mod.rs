@@ -1,7 +1,11 @@
 //! Command-line interface: argument definitions and dispatch to one handler per subcommand.
 
 mod args;
+mod bench_cmd;
 mod data_cmd;
+mod infer_cmd;
+mod select_cmd;
+mod train_cmd;
 
 pub use args::{Cli, Command};
 
@@ -31,12 +35,12 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
     let config = Config::resolve(cli.config.as_deref())?;
     match &cli.command {
         Command::Data(a) => data_cmd::run(a, &config, cli.json),
-        Command::Train(_) => not_built("train", 4),
-        Command::Eval(_) => not_built("eval", 4),
-        Command::Predict(_) => not_built("predict", 4),
-        Command::Select(_) => not_built("select", 5),
+        Command::Train(a) => train_cmd::run(a, &config, cli.json),
+        Command::Eval(a) => infer_cmd::eval(a, &config, cli.json),
+        Command::Predict(a) => infer_cmd::predict(a, &config, cli.json),
+        Command::Select(a) => select_cmd::run(a, &config, cli.json),
         Command::Run(_) => not_built("run", 5),
-        Command::Bench(_) => not_built("bench", 3),
+        Command::Bench(a) => bench_cmd::run(a, &config, cli.json),
     }
 }
 

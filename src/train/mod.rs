@@ -1,4 +1,10 @@
-//! Training: the sweep over clustering methods and k, metrics, and results tables.
+//! Training: the sweep over clustering methods and k, the training loop, checkpoints, metrics and
+//! results tables.
 
+pub mod checkpoint;
 pub mod metrics;
+pub mod plots;
+pub mod results;
+pub mod run;
 pub mod sweep;
+pub mod trainer;

@@ -1,0 +1,204 @@
+//! A trained model folder ready for inference: faces → patch features → per-image clusters → ViT →
+//! emotion probabilities. Used by `predict`, `eval`, `run` and the benchmarks alike.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::Backend;
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::cluster::{ClusterSpec, Method, cluster};
+use crate::labels::{Emotion, NUM_CLASSES};
+use crate::model::embed::{Embedder, EmbedderKind};
+use crate::model::{ModelConfig, Vit, hard_assignment, load_model};
+use crate::patch::NUM_PATCHES;
+use crate::train::run::{ModelMeta, embed_faces};
+
+/// The default model shipped in the repository, used when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "models/default";
+
+/// One face's classification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// Most probable emotion.
+    pub label: Emotion,
+    /// Probability of each class in canonical order.
+    pub probs: [f32; NUM_CLASSES],
+    /// Cluster id of each of the 36 patches (empty for models without hard clusters).
+    pub clusters: Vec<u32>,
+}
+
+/// Time spent per stage of one [`Classifier::classify_timed`] call, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageTimes {
+    /// Patch embedding.
+    pub embed: f64,
+    /// Per-image clustering.
+    pub cluster: f64,
+    /// The ViT.
+    pub model: f64,
+}
+
+/// A loaded model folder with its embedder and clustering settings.
+pub struct Classifier<B: Backend> {
+    /// The transformer.
+    pub model: Vit<B>,
+    /// Its configuration.
+    pub config: ModelConfig,
+    /// How it was trained (embedder, method, k).
+    pub meta: ModelMeta,
+    embedder: Embedder<B>,
+    spec: Option<ClusterSpec>,
+    device: B::Device,
+}
+
+/// Finds the embedder weights for a model folder: beside the model, where training found them, or in
+/// the shipped `models/embedders/`.
+fn find_weights(dir: &Path, meta: &ModelMeta) -> Option<PathBuf> {
+    let file = meta
+        .embedder_weights
+        .as_ref()
+        .and_then(|p| Path::new(p).file_name().map(|f| f.to_os_string()))?;
+    let mut candidates = vec![
+        dir.join(&file),
+        dir.join("../embedders").join(&file),
+        dir.join("../../embedders").join(&file),
+    ];
+    if let Some(p) = &meta.embedder_weights {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(Path::new("models/embedders").join(&file));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+impl<B: Backend> Classifier<B> {
+    /// Loads `dir` (config.json, model.mpk, meta.json) and the embedder it was trained with.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!(
+                "model folder {} does not exist (expected config.json, model.mpk and meta.json; train one with `paca-fer train`)",
+                dir.display()
+            );
+        }
+        let meta_path = dir.join("meta.json");
+        let meta: ModelMeta = serde_json::from_str(
+            &std::fs::read_to_string(&meta_path)
+                .with_context(|| format!("reading {}", meta_path.display()))?,
+        )
+        .with_context(|| {
+            format!(
+                "{} is not model metadata (expected embedder, method, k, …)",
+                meta_path.display()
+            )
+        })?;
+        let (model, config) = load_model::<B>(dir, device)?;
+        let weights = if meta.embedder == EmbedderKind::Pixels {
+            None
+        } else {
+            Some(find_weights(dir, &meta).with_context(|| {
+                format!(
+                    "embedder weights {:?} for {} not found",
+                    meta.embedder_weights,
+                    dir.display()
+                )
+            })?)
+        };
+        let embedder = Embedder::load(meta.embedder, weights.as_deref(), device)?;
+        if embedder.feat_dim() != config.in_dim {
+            bail!(
+                "{}: the {} embedder gives {}-d features but the model expects {}",
+                dir.display(),
+                meta.embedder,
+                embedder.feat_dim(),
+                config.in_dim
+            );
+        }
+        let spec = if config.needs_assignment() {
+            let method: Method = meta
+                .method
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: method: {e}", meta_path.display()))?;
+            Some(ClusterSpec {
+                method,
+                k: meta.k,
+                seed: meta.cluster_seed,
+            })
+        } else {
+            None
+        };
+        Ok(Classifier {
+            model,
+            config,
+            meta,
+            embedder,
+            spec,
+            device: device.clone(),
+        })
+    }
+
+    /// Classifies 96×96 faces.
+    pub fn classify(&self, faces: &[RgbImage]) -> Result<Vec<Prediction>> {
+        Ok(self.classify_timed(faces)?.0)
+    }
+
+    /// Classifies 96×96 faces and reports the time of each stage.
+    pub fn classify_timed(&self, faces: &[RgbImage]) -> Result<(Vec<Prediction>, StageTimes)> {
+        if faces.is_empty() {
+            return Ok((vec![], StageTimes::default()));
+        }
+        let mut times = StageTimes::default();
+        let t0 = Instant::now();
+        let feats = embed_faces(faces, &self.embedder, &self.device, false)?;
+        times.embed = t0.elapsed().as_secs_f64() * 1e3;
+        let dim = self.embedder.feat_dim();
+        let t1 = Instant::now();
+        let (labels, assign) = match &self.spec {
+            Some(spec) => {
+                let mut labels = Vec::with_capacity(faces.len() * NUM_PATCHES);
+                for f in feats.chunks(NUM_PATCHES * dim) {
+                    labels.extend(cluster(f, NUM_PATCHES, dim, spec)?.labels);
+                }
+                let m = self.config.clusters().unwrap_or(NUM_PATCHES);
+                // DBSCAN may find more clusters than the model has slots: fold the extras into the last.
+                let capped: Vec<u32> = labels.iter().map(|&l| l.min(m as u32 - 1)).collect();
+                let a = hard_assignment::<B>(&capped, faces.len(), NUM_PATCHES, m, &self.device)?;
+                (labels, Some(a))
+            }
+            None => (vec![], None),
+        };
+        times.cluster = t1.elapsed().as_secs_f64() * 1e3;
+        let t2 = Instant::now();
+        let x = burn::tensor::Tensor::<B, 3>::from_data(
+            burn::tensor::TensorData::new(feats, [faces.len(), NUM_PATCHES, dim]),
+            &self.device,
+        );
+        let p = burn::tensor::activation::softmax(self.model.try_forward(x, assign)?, 1);
+        let v: Vec<f32> = p
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        times.model = t2.elapsed().as_secs_f64() * 1e3;
+        let out = v
+            .chunks(NUM_CLASSES)
+            .enumerate()
+            .map(|(i, row)| {
+                let mut probs = [0f32; NUM_CLASSES];
+                probs.copy_from_slice(row);
+                let best = (0..NUM_CLASSES).fold(0, |b, c| if probs[c] > probs[b] { c } else { b });
+                Prediction {
+                    label: Emotion::ALL[best],
+                    probs,
+                    clusters: if labels.is_empty() {
+                        vec![]
+                    } else {
+                        labels[i * NUM_PATCHES..(i + 1) * NUM_PATCHES].to_vec()
+                    },
+                }
+            })
+            .collect();
+        Ok((out, times))
+    }
+}

@@ -1,0 +1,162 @@
+//! `paca-fer bench`: the benchmarks behind the README's numbers.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use serde_json::json;
+
+use super::args::{BenchClusterArgs, BenchCommand, BenchTrainArgs};
+use super::print_json;
+use crate::backend::{Cpu, CpuTrain};
+use crate::cluster::Method;
+use crate::cluster::bench::{BenchClusterArgs as ClusterBench, bench_cluster};
+use crate::config::Config;
+use crate::model::embed::EmbedderKind;
+use crate::model::{Vit, hard_assignment};
+use crate::patch::NUM_PATCHES;
+use crate::train::run::{RunSpec, model_config};
+
+/// Runs a `bench` subcommand.
+pub fn run(cmd: &BenchCommand, config: &Config, json: bool) -> Result<()> {
+    match cmd {
+        BenchCommand::Cluster(a) => cluster(a, json),
+        BenchCommand::Train(a) => train(a, config, json),
+        BenchCommand::Pipeline(_) => {
+            bail!("`paca-fer bench pipeline` is not built yet (tracked in issue #5: it needs face detection)")
+        }
+    }
+}
+
+fn cluster(a: &BenchClusterArgs, json: bool) -> Result<()> {
+    let method: Method = a
+        .method
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--method '{}': {e}", a.method))?;
+    let mut args = ClusterBench::new(a.embeddings.clone(), method, a.k);
+    args.threads = a.threads;
+    args.labels_out = a.labels_out.clone();
+    args.seed = a.seed;
+    let v = bench_cluster(&args)?;
+    if json {
+        print_json(&v)?;
+    } else {
+        println!(
+            "{} k={}: {} images of dim {} in {:.3} s on {} thread(s) = {:.1} µs/image",
+            v["method"],
+            v["k"],
+            v["images"],
+            v["dim"],
+            v["seconds"].as_f64().unwrap_or(0.0),
+            v["threads"],
+            v["us_per_image"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
+/// Times forward + backward + Adam steps of the default model (config's shape, the default
+/// embedder's feature width, hard patch-to-cluster attention with the config's k) on random inputs.
+fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
+    let embedder: EmbedderKind = config
+        .model
+        .embedder
+        .parse()
+        .with_context(|| format!("model.embedder '{}'", config.model.embedder))?;
+    let spec_shape = RunSpec {
+        name: String::new(),
+        embedder,
+        embedder_weights: None,
+        d_model: config.model.d_model,
+        heads: config.model.heads,
+        depth: config.model.depth,
+        mlp_ratio: config.model.mlp_ratio,
+        train: crate::train::trainer::TrainOptions {
+            epochs: 1,
+            batch_size: 1,
+            lr: config.train.lr,
+            seed: 0,
+            label_smoothing: 0.0,
+            checkpoint_dir: Default::default(),
+            resume: false,
+            progress: false,
+        },
+        out_dir: Default::default(),
+        models_dir: Default::default(),
+        cache_dir: Default::default(),
+        max_train: None,
+        cluster_seed: 0,
+    };
+    let k = config.cluster.k;
+    let cfg = model_config(&spec_shape, embedder.feat_dim(), &config.cluster.method, k);
+    let batch = a.batch_size.unwrap_or(config.train.batch_size);
+    let device = Default::default();
+    <CpuTrain as Backend>::seed(&device, 0);
+    let mut model: Vit<CpuTrain> = cfg.init(&device)?;
+    let mut optim = AdamConfig::new().init::<CpuTrain, Vit<CpuTrain>>();
+    let loss_fn = CrossEntropyLossConfig::new().init::<CpuTrain>(&device);
+    let dim = cfg.in_dim;
+    let x = Tensor::<CpuTrain, 3>::random([batch, NUM_PATCHES, dim], Distribution::Normal(0.0, 1.0), &device);
+    let labels: Vec<u32> = (0..batch * NUM_PATCHES)
+        .map(|i| ((i * 7 + i / NUM_PATCHES) % k) as u32)
+        .collect();
+    let assign = cfg
+        .needs_assignment()
+        .then(|| hard_assignment::<CpuTrain>(&labels, batch, NUM_PATCHES, k, &device))
+        .transpose()?;
+    let y: Vec<i64> = (0..batch as i64).map(|i| i % 8).collect();
+    let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(y, [batch]), &device);
+    let warmup = 3;
+    let mut t0 = Instant::now();
+    for step in 0..warmup + a.steps {
+        if step == warmup {
+            t0 = Instant::now();
+        }
+        let loss = loss_fn.forward(model.forward(x.clone(), assign.clone()), y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(config.train.lr, model, grads);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let ips = (a.steps * batch) as f64 / secs;
+    // Inference latency of one face through the ViT alone.
+    let inner = model.valid();
+    let x1 = Tensor::<Cpu, 3>::random([1, NUM_PATCHES, dim], Distribution::Normal(0.0, 1.0), &device);
+    let a1 = cfg
+        .needs_assignment()
+        .then(|| hard_assignment::<Cpu>(&labels[..NUM_PATCHES], 1, NUM_PATCHES, k, &device))
+        .transpose()?;
+    let _ = inner.forward(x1.clone(), a1.clone());
+    let t1 = Instant::now();
+    for _ in 0..20 {
+        let _ = inner.forward(x1.clone(), a1.clone()).into_data();
+    }
+    let infer_ms = t1.elapsed().as_secs_f64() * 1e3 / 20.0;
+    let threads = rayon::current_num_threads();
+    let v = json!({
+        "images_per_s": ips,
+        "batch_size": batch,
+        "steps": a.steps,
+        "seconds": secs,
+        "d_model": cfg.d_model,
+        "depth": cfg.depth,
+        "heads": cfg.heads,
+        "in_dim": dim,
+        "method": config.cluster.method,
+        "k": k,
+        "threads": threads,
+        "infer_ms_batch1": infer_ms,
+    });
+    if json {
+        print_json(&v)?;
+    } else {
+        println!(
+            "training: {ips:.0} images/s (batch {batch}, d_model {}, depth {}, {threads} threads); inference {infer_ms:.2} ms/face",
+            cfg.d_model, cfg.depth
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `paca-fer train`: one cell or the whole sweep.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::args::TrainArgs;
+use super::data_cmd::open_dataset;
+use super::print_json;
+use crate::backend::{DeviceChoice, choose_device};
+use crate::config::Config;
+use crate::model::embed::EmbedderKind;
+use crate::train::run::{RunSpec, run_cells, splits_of};
+use crate::train::sweep::{Cell, Sweep};
+use crate::train::trainer::TrainOptions;
+
+/// Default location of the shipped MobileNetV2 weights.
+pub const MOBILENET_WEIGHTS: &str = "models/embedders/mobilenet_v2_imagenet_torchvision.safetensors";
+
+/// Runs `train`.
+pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
+    let ds = open_dataset(&a.source, config)?;
+    let (cells, embedder_name) = match &a.sweep {
+        Some(p) => {
+            let s = Sweep::load(p)?;
+            (s.cells(), a.embedder.clone().unwrap_or(s.embedder))
+        }
+        None => (
+            vec![Cell {
+                method: a.method.clone().unwrap_or_else(|| config.cluster.method.clone()),
+                k: a.k.unwrap_or(config.cluster.k),
+            }],
+            a.embedder
+                .clone()
+                .unwrap_or_else(|| config.model.embedder.clone()),
+        ),
+    };
+    let embedder: EmbedderKind = embedder_name
+        .parse()
+        .with_context(|| format!("--embedder: '{embedder_name}'"))?;
+    let embedder_weights = match (&a.embedder_weights, embedder) {
+        (Some(p), _) => Some(p.clone()),
+        (None, EmbedderKind::MobileNetV2) => Some(PathBuf::from(MOBILENET_WEIGHTS)),
+        _ => None,
+    };
+    let mut epochs = a.epochs.unwrap_or(config.train.epochs);
+    let mut max_train = None;
+    if a.quick {
+        epochs = a.epochs.unwrap_or(3);
+        max_train = Some(4000);
+    }
+    let data_name = ds
+        .root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("data")
+        .to_string();
+    let name = format!(
+        "{}-{}{}",
+        data_name,
+        embedder.to_string().replace(':', "_"),
+        if a.quick { "-quick" } else { "" }
+    );
+    let spec = RunSpec {
+        name,
+        embedder,
+        embedder_weights,
+        d_model: config.model.d_model,
+        heads: config.model.heads,
+        depth: config.model.depth,
+        mlp_ratio: config.model.mlp_ratio,
+        train: TrainOptions {
+            epochs,
+            batch_size: a.batch_size.unwrap_or(config.train.batch_size),
+            lr: a.lr.unwrap_or(config.train.lr),
+            seed: a.seed.unwrap_or(config.train.seed),
+            label_smoothing: 0.0,
+            checkpoint_dir: PathBuf::new(),
+            resume: a.resume,
+            progress: !json,
+        },
+        out_dir: a.out.clone(),
+        models_dir: a.models_dir.clone(),
+        cache_dir: PathBuf::from("train/cache"),
+        max_train,
+        cluster_seed: config.train.seed,
+    };
+    let split = splits_of(
+        &ds,
+        config.data.per_class,
+        config.data.test_fraction,
+        config.data.split_seed,
+    )?;
+    let results = match choose_device(&a.device)? {
+        DeviceChoice::Cpu => {
+            run_cells::<crate::backend::CpuTrain>(&spec, &ds, split, &cells, &Default::default())?
+        }
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda => {
+            run_cells::<crate::backend::GpuTrain>(&spec, &ds, split, &cells, &Default::default())?
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
+    };
+    let out = spec.out_dir.join(&spec.name);
+    if json {
+        print_json(&json!({ "run": spec.name, "results": out.join("results.json"), "cells": results }))?;
+    } else {
+        let md = std::fs::read_to_string(out.join("results.md")).unwrap_or_default();
+        println!("{md}\nwritten: {}/results.{{json,csv,md}}", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! Patch-to-cluster Vision Transformer (PaCa-ViT style) for 8-class facial emotion recognition.
+//!
+//! Data flow: `[B, 36, in_dim]` per-patch features → linear tokens + learned positions
+//! (+ optional class token) → `depth` pre-norm blocks whose attention takes queries from the
+//! patch tokens and keys/values from per-image cluster centroids → pooling → 8 logits.
+
+pub mod activation;
+pub mod assignment;
+pub mod attention;
+pub mod block;
+pub mod config;
+pub mod embed;
+pub mod error;
+pub mod io;
+pub mod tokens;
+pub mod vit;
+
+pub use assignment::{hard_assignment, identity_assignment};
+pub use attention::{PatchAttention, PatchAttentionConfig};
+pub use block::{Block, Mlp};
+pub use config::{Assignment, AttentionKind, ModelConfig, Pooling};
+pub use error::ModelError;
+pub use io::{CONFIG_FILE, MODEL_FILE, load_config, load_model, save_model};
+pub use tokens::TokenEmbedding;
+pub use vit::Vit;

@@ -1,0 +1,423 @@
+//! `paca-fer train`: load the data, embed every face once (cached), cluster each image's patches for
+//! each cell (cached, timed), train and evaluate, and write the results table and the models.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use image::RgbImage;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Metrics;
+use super::results::{self, CellResult};
+use super::sweep::Cell;
+use super::trainer::{self, SplitData, TrainOptions};
+use crate::cluster::{ClusterSpec, Method, cluster_batch};
+use crate::data::{Dataset, Sample, balanced_split, load_faces};
+use crate::model::embed::{Embedder, EmbedderKind, normalize_imagenet};
+use crate::model::{Assignment, AttentionKind, ModelConfig, Pooling};
+use crate::npy;
+use crate::patch::{NUM_PATCHES, face_to_chw};
+
+/// Everything a training run needs besides the cells.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Run name: folders `train/runs/<name>`, `<out>/<name>`, `<models>/<name>`.
+    pub name: String,
+    /// Patch embedder.
+    pub embedder: EmbedderKind,
+    /// Embedder weights (ignored for `pixels`).
+    pub embedder_weights: Option<PathBuf>,
+    /// Model shape (in_dim and attention are set per cell).
+    pub d_model: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Blocks.
+    pub depth: usize,
+    /// MLP ratio.
+    pub mlp_ratio: f64,
+    /// Optimisation (checkpoint_dir is set per cell).
+    pub train: TrainOptions,
+    /// Where results tables go.
+    pub out_dir: PathBuf,
+    /// Where models go.
+    pub models_dir: PathBuf,
+    /// Where cached features and cluster labels go.
+    pub cache_dir: PathBuf,
+    /// Keep at most this many training images (quick mode).
+    pub max_train: Option<usize>,
+    /// Seed of clustering.
+    pub cluster_seed: u64,
+}
+
+/// Model metadata saved beside `config.json` and `model.mpk` so a model folder is self-describing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Patch embedder the model's inputs come from.
+    pub embedder: EmbedderKind,
+    /// Clustering method (`none` = patch-to-patch, `learned` = soft assignment).
+    pub method: String,
+    /// Clusters per image (slots, for DBSCAN).
+    pub k: usize,
+    /// Seed of clustering.
+    pub cluster_seed: u64,
+    /// Metrics on the evaluation split.
+    pub metrics: Metrics,
+    /// Data the model was trained on.
+    pub data: String,
+    /// Embedder weights file used in training (looked up again at load time).
+    #[serde(default)]
+    pub embedder_weights: Option<String>,
+}
+
+/// The train and evaluation splits of a dataset as labelled samples.
+pub fn splits_of(
+    ds: &Dataset,
+    per_class: usize,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
+    if let (Ok(tr), Ok(ev)) = (ds.split("train"), ds.split("valid").or_else(|_| ds.split("test"))) {
+        return Ok((tr.to_vec(), ev.to_vec()));
+    }
+    let all = ds.split("all").or_else(|_| ds.split("train"))?;
+    Ok(balanced_split(all, per_class, test_fraction, seed))
+}
+
+fn cache_key(parts: &[&dyn std::fmt::Debug]) -> String {
+    let mut h = DefaultHasher::new();
+    for p in parts {
+        format!("{p:?}").hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// Embeds faces with `embedder` in batches: `[n, 36, dim]` image-major.
+pub fn embed_faces<B: Backend>(
+    faces: &[RgbImage],
+    embedder: &Embedder<B>,
+    device: &B::Device,
+    progress: bool,
+) -> Result<Vec<f32>> {
+    let dim = embedder.feat_dim();
+    let mut out = Vec::with_capacity(faces.len() * NUM_PATCHES * dim);
+    let batch = 64;
+    let bar = trainer::progress_bar(progress, faces.len().div_ceil(batch) as u64, "embedding");
+    for chunk in faces.chunks(batch) {
+        let mut chw = Vec::with_capacity(chunk.len() * 3 * 96 * 96);
+        for f in chunk {
+            face_to_chw(f, &mut chw);
+        }
+        let side = chunk[0].width() as usize;
+        let x = Tensor::<B, 4>::from_data(TensorData::new(chw, [chunk.len(), 3, side, side]), device);
+        let e = embedder.embed(normalize_imagenet(x))?;
+        let v: Vec<f32> = e
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        out.extend(v);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// Features and targets of `samples` (decoded, embedded), cached under `cache_dir` by file list and embedder.
+pub fn features_for<B: Backend>(
+    samples: &[Sample],
+    embedder: &Embedder<B>,
+    cache_dir: &Path,
+    device: &B::Device,
+    progress: bool,
+) -> Result<(Vec<f32>, Vec<u8>)> {
+    let key = cache_key(&[&samples, &embedder.kind().to_string()]);
+    let fpath = cache_dir.join(format!("features-{key}.npy"));
+    let tpath = cache_dir.join(format!("targets-{key}.npy"));
+    let dim = embedder.feat_dim();
+    if fpath.is_file() && tpath.is_file() {
+        if let (Ok((fs, f)), Ok((_, t))) = (npy::read_f32(&fpath), npy::read_i32(&tpath)) {
+            if fs.len() == 3 && fs[1] == NUM_PATCHES && fs[2] == dim {
+                log::info!("features from cache {}", fpath.display());
+                return Ok((f, t.into_iter().map(|x| x as u8).collect()));
+            }
+        }
+        log::warn!("ignoring unreadable cache {}", fpath.display());
+    }
+    let (faces, report) = load_faces(samples, 96);
+    if !report.skipped.is_empty() {
+        log::warn!("{} unreadable images skipped", report.skipped.len());
+    }
+    let targets: Vec<u8> = faces.iter().map(|(_, e)| e.index() as u8).collect();
+    let imgs: Vec<RgbImage> = faces.into_iter().map(|(i, _)| i).collect();
+    let t0 = Instant::now();
+    let feats = embed_faces(&imgs, embedder, device, progress)?;
+    log::info!(
+        "embedded {} faces with {} in {:.1} s",
+        imgs.len(),
+        embedder.kind(),
+        t0.elapsed().as_secs_f64()
+    );
+    // Raw-pixel features are cheap to recompute and large: cache only learned embeddings.
+    if embedder.kind() != EmbedderKind::Pixels {
+        std::fs::create_dir_all(cache_dir)?;
+        npy::write_f32(&fpath, &[imgs.len(), NUM_PATCHES, dim], &feats)?;
+        let t: Vec<i32> = targets.iter().map(|&x| x as i32).collect();
+        npy::write_i32(&tpath, &[t.len()], &t)?;
+    }
+    Ok((feats, targets))
+}
+
+/// Cluster labels `[n, 36]` of every image for one cell, the slots M the model needs, and the seconds
+/// clustering took (measured when computed; read back from the cache otherwise).
+pub fn clusters_for(
+    feats: &[f32],
+    dim: usize,
+    cell: &Cell,
+    seed: u64,
+    cache_dir: &Path,
+) -> Result<(Vec<u32>, usize, f64)> {
+    let n = feats.len() / (NUM_PATCHES * dim);
+    let key = cache_key(&[&n, &dim, &cell, &seed, &feats.get(..64)]);
+    let lpath = cache_dir.join(format!(
+        "clusters-{}-k{}-{key}.npy",
+        cell.method.replace(':', "_"),
+        cell.k
+    ));
+    let spath = lpath.with_extension("seconds");
+    if let (Ok((shape, l)), Ok(s)) = (npy::read_i32(&lpath), std::fs::read_to_string(&spath)) {
+        if shape == [n, NUM_PATCHES] {
+            let labels: Vec<u32> = l.into_iter().map(|x| x.max(0) as u32).collect();
+            let m = (labels.iter().copied().max().unwrap_or(0) as usize + 1).max(cell.k);
+            return Ok((labels, m, s.trim().parse().unwrap_or(f64::NAN)));
+        }
+    }
+    let method: Method = cell
+        .method
+        .parse()
+        .map_err(|e| anyhow::anyhow!("method '{}': {e}", cell.method))?;
+    let spec = ClusterSpec {
+        method,
+        k: cell.k,
+        seed,
+    };
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let t0 = Instant::now();
+    let out = cluster_batch(feats, n, NUM_PATCHES, dim, &spec, threads)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut labels = Vec::with_capacity(n * NUM_PATCHES);
+    for c in &out {
+        labels.extend_from_slice(&c.labels);
+    }
+    let m = out
+        .iter()
+        .map(|c| c.k)
+        .max()
+        .unwrap_or(1)
+        .max(cell.k)
+        .min(NUM_PATCHES);
+    std::fs::create_dir_all(cache_dir)?;
+    let li: Vec<i32> = labels.iter().map(|&x| x as i32).collect();
+    npy::write_i32(&lpath, &[n, NUM_PATCHES], &li)?;
+    std::fs::write(&spath, format!("{secs}"))?;
+    Ok((labels, m, secs))
+}
+
+/// The model configuration of a cell.
+pub fn model_config(spec: &RunSpec, in_dim: usize, method: &str, m: usize) -> ModelConfig {
+    let attention = match method {
+        "none" => AttentionKind::PatchToPatch,
+        "learned" => AttentionKind::PatchToCluster {
+            clusters: m,
+            assignment: Assignment::Soft,
+        },
+        _ => AttentionKind::PatchToCluster {
+            clusters: m,
+            assignment: Assignment::Hard,
+        },
+    };
+    ModelConfig::new(in_dim)
+        .with_d_model(spec.d_model)
+        .with_heads(spec.heads)
+        .with_depth(spec.depth)
+        .with_mlp_ratio(spec.mlp_ratio)
+        .with_attention(attention)
+        .with_pooling(Pooling::Mean)
+}
+
+/// Trains every cell on the dataset, writing results after each so a killed sweep keeps finished cells.
+pub fn run_cells<B: AutodiffBackend>(
+    spec: &RunSpec,
+    ds: &Dataset,
+    split: (Vec<Sample>, Vec<Sample>),
+    cells: &[Cell],
+    device: &B::Device,
+) -> Result<Vec<CellResult>> {
+    let (mut train_s, eval_s) = split;
+    if let Some(max) = spec.max_train {
+        if train_s.len() > max {
+            train_s.shuffle(&mut ChaCha8Rng::seed_from_u64(spec.train.seed));
+            train_s.truncate(max);
+            train_s.sort();
+        }
+    }
+    let inner = device.clone();
+    let embedder: Embedder<B::InnerBackend> =
+        Embedder::load(spec.embedder, spec.embedder_weights.as_deref(), &inner)
+            .with_context(|| format!("loading the {} embedder", spec.embedder))?;
+    let dim = embedder.feat_dim();
+    let progress = spec.train.progress;
+    let (tr_f, tr_t) = features_for(&train_s, &embedder, &spec.cache_dir, &inner, progress)?;
+    let (ev_f, ev_t) = features_for(&eval_s, &embedder, &spec.cache_dir, &inner, progress)?;
+    let out_dir = spec.out_dir.join(&spec.name);
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut done = if spec.train.resume {
+        results::read(&out_dir).unwrap_or_default()
+    } else {
+        vec![]
+    };
+
+    for cell in cells {
+        if done
+            .iter()
+            .any(|r| r.method == cell.method && r.k == cell.k && r.epochs == spec.train.epochs)
+        {
+            log::info!("{} k={}: already in results, skipping", cell.method, cell.k);
+            continue;
+        }
+        log::info!("cell {} k={}", cell.method, cell.k);
+        let hard = !matches!(cell.method.as_str(), "none" | "learned");
+        let (tr_c, ev_c, m, cluster_s) = if hard {
+            let (a, m1, s1) = clusters_for(&tr_f, dim, cell, spec.cluster_seed, &spec.cache_dir)?;
+            let (b, m2, s2) = clusters_for(&ev_f, dim, cell, spec.cluster_seed, &spec.cache_dir)?;
+            (Some(a), Some(b), m1.max(m2), s1 + s2)
+        } else {
+            (
+                None,
+                None,
+                if cell.method == "none" {
+                    NUM_PATCHES
+                } else {
+                    cell.k
+                },
+                0.0,
+            )
+        };
+        let n_clustered = tr_t.len() + ev_t.len();
+        let train = SplitData {
+            features: tr_f.clone(),
+            dim,
+            clusters: tr_c,
+            targets: tr_t.clone(),
+        };
+        let eval = SplitData {
+            features: ev_f.clone(),
+            dim,
+            clusters: ev_c,
+            targets: ev_t.clone(),
+        };
+        let cfg = model_config(spec, dim, &cell.method, m);
+        let cell_name = format!("{}-k{}", cell.method.replace(':', "_"), cell.k);
+        let mut opts = spec.train.clone();
+        opts.checkpoint_dir = PathBuf::from("train/runs").join(&spec.name).join(&cell_name);
+        let (model, outcome) = trainer::train::<B>(&cfg, &train, &eval, &opts, device)?;
+        let model_dir = spec.models_dir.join(&spec.name).join(&cell_name);
+        let meta = ModelMeta {
+            embedder: spec.embedder,
+            method: cell.method.clone(),
+            k: cell.k,
+            cluster_seed: spec.cluster_seed,
+            metrics: outcome.metrics.clone(),
+            data: ds.root.display().to_string(),
+            embedder_weights: spec.embedder_weights.as_ref().map(|p| p.display().to_string()),
+        };
+        crate::model::save_model(&model_dir, &model, &cfg)?;
+        std::fs::write(model_dir.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
+        let r = CellResult {
+            method: cell.method.clone(),
+            k: cell.k,
+            clusters: m,
+            accuracy: outcome.metrics.accuracy,
+            macro_f1: outcome.metrics.macro_f1,
+            per_class: outcome.metrics.per_class.clone(),
+            confusion: outcome.metrics.confusion.clone(),
+            cluster_seconds: cluster_s,
+            cluster_us_per_image: if hard {
+                cluster_s * 1e6 / n_clustered as f64
+            } else {
+                0.0
+            },
+            model_ms_per_image: outcome.model_ms_per_image,
+            train_images_per_s: outcome.images_per_s,
+            train_seconds: outcome.train_seconds,
+            params: outcome.params,
+            epochs: spec.train.epochs,
+            train_images: train.len(),
+            eval_images: eval.len(),
+            model_dir: model_dir.display().to_string(),
+        };
+        log::info!(
+            "{} k={}: accuracy {:.2} %, macro-F1 {:.3}, clustering {:.1} µs/image",
+            r.method,
+            r.k,
+            r.accuracy * 100.0,
+            r.macro_f1,
+            r.cluster_us_per_image
+        );
+        done.retain(|x| !(x.method == r.method && x.k == r.k));
+        done.push(r);
+        results::write(&out_dir, &spec.name, spec.embedder, &done)?;
+    }
+    if done.is_empty() {
+        bail!("no cell was trained");
+    }
+    write_plots(&out_dir, &done, &ev_f, dim, cells, spec.cluster_seed);
+    Ok(done)
+}
+
+/// Writes the sweep's figures next to its results: accuracy heat-map, accuracy vs per-frame runtime
+/// with the Pareto front, and the study's figure 4 (one face's patch clusters per method, PCA).
+/// A figure that fails is logged, never fatal: the results tables are what matter.
+fn write_plots(
+    out_dir: &Path,
+    done: &[CellResult],
+    eval_features: &[f32],
+    dim: usize,
+    cells: &[Cell],
+    seed: u64,
+) {
+    use super::plots;
+    if let Err(e) = plots::accuracy_heatmap(done, &out_dir.join("accuracy_heatmap.png")) {
+        log::warn!("{e:#}");
+    }
+    if let Err(e) = plots::pareto_plot(done, &out_dir.join("accuracy_vs_runtime.png")) {
+        log::warn!("{e:#}");
+    }
+    let face = &eval_features[..(NUM_PATCHES * dim).min(eval_features.len())];
+    let mut labelings = Vec::new();
+    for c in cells
+        .iter()
+        .filter(|c| !matches!(c.method.as_str(), "none" | "learned"))
+    {
+        let Ok(method) = c.method.parse::<Method>() else {
+            continue;
+        };
+        if let Ok(r) = crate::cluster::cluster(face, NUM_PATCHES, dim, &ClusterSpec { method, k: c.k, seed })
+        {
+            labelings.push((format!("{} k={}", c.method, c.k), r.labels));
+        }
+    }
+    if !labelings.is_empty() {
+        if let Err(e) = plots::cluster_scatter(face, dim, &labelings, &out_dir.join("patch_clusters_pca.png"))
+        {
+            log::warn!("{e:#}");
+        }
+    }
+}

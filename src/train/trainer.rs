@@ -1,0 +1,295 @@
+//! The training loop of one sweep cell: Adam + cross-entropy over precomputed patch features and
+//! cluster assignments, evaluation after every epoch, and a crash-safe checkpoint per epoch.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::{AutodiffModule, Module};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::checkpoint::{self, CheckpointState};
+use super::metrics::{self, Metrics};
+use crate::model::{ModelConfig, Vit, hard_assignment};
+use crate::patch::NUM_PATCHES;
+
+/// Features, optional cluster labels and targets of one split, all in memory.
+#[derive(Debug, Clone)]
+pub struct SplitData {
+    /// `[n, 36, dim]` patch features, image-major.
+    pub features: Vec<f32>,
+    /// Feature width per patch.
+    pub dim: usize,
+    /// `[n, 36]` cluster ids when the model uses hard assignments.
+    pub clusters: Option<Vec<u32>>,
+    /// Class index per image.
+    pub targets: Vec<u8>,
+}
+
+impl SplitData {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// True when the split holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Tensors for the images at `idx`: features `[b, 36, dim]` and the hard assignment if any.
+    fn batch<B: Backend>(
+        &self,
+        idx: &[usize],
+        clusters_m: usize,
+        device: &B::Device,
+    ) -> Result<(Tensor<B, 3>, Option<Tensor<B, 3>>)> {
+        let per = NUM_PATCHES * self.dim;
+        let mut f = Vec::with_capacity(idx.len() * per);
+        for &i in idx {
+            f.extend_from_slice(&self.features[i * per..(i + 1) * per]);
+        }
+        let feats = Tensor::from_data(TensorData::new(f, [idx.len(), NUM_PATCHES, self.dim]), device);
+        let assign = match &self.clusters {
+            Some(c) => {
+                let mut l = Vec::with_capacity(idx.len() * NUM_PATCHES);
+                for &i in idx {
+                    l.extend_from_slice(&c[i * NUM_PATCHES..(i + 1) * NUM_PATCHES]);
+                }
+                Some(hard_assignment::<B>(
+                    &l,
+                    idx.len(),
+                    NUM_PATCHES,
+                    clusters_m,
+                    device,
+                )?)
+            }
+            None => None,
+        };
+        Ok((feats, assign))
+    }
+}
+
+/// Optimisation settings of one run.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Epochs to reach (a resumed run continues up to this).
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Seed of initialisation and of each epoch's shuffle.
+    pub seed: u64,
+    /// Label smoothing of the cross-entropy (0 = none).
+    pub label_smoothing: f32,
+    /// Folder for this run's checkpoints.
+    pub checkpoint_dir: PathBuf,
+    /// Continue from the newest checkpoint in `checkpoint_dir`.
+    pub resume: bool,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// What one training run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// Metrics on the evaluation split after the last epoch.
+    pub metrics: Metrics,
+    /// Mean training loss per epoch.
+    pub train_loss: Vec<f64>,
+    /// Seconds spent in training steps (all runs of a resumed cell).
+    pub train_seconds: f64,
+    /// Training throughput of this run.
+    pub images_per_s: f64,
+    /// Inference time per image on the evaluation split (batched).
+    pub model_ms_per_image: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Epochs trained by this call (fewer than `train_loss.len()` when resumed).
+    pub epochs_run: usize,
+}
+
+/// Predicts class indices for every image of `data` with an inference-mode model.
+pub fn predict<B: Backend>(
+    model: &Vit<B>,
+    cfg: &ModelConfig,
+    data: &SplitData,
+    batch: usize,
+    device: &B::Device,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let m = cfg.clusters().unwrap_or(NUM_PATCHES);
+    let mut preds = Vec::with_capacity(data.len());
+    let mut probs = Vec::with_capacity(data.len() * cfg.n_classes);
+    let all: Vec<usize> = (0..data.len()).collect();
+    for idx in all.chunks(batch.max(1)) {
+        let (x, a) = data.batch::<B>(idx, m, device)?;
+        let p = burn::tensor::activation::softmax(model.try_forward(x, a)?, 1);
+        let v: Vec<f32> = p
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for row in v.chunks(cfg.n_classes) {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, &x)| if x > row[b] { i } else { b });
+            preds.push(best);
+        }
+        probs.extend(v);
+    }
+    Ok((preds, probs))
+}
+
+/// Trains a fresh (or resumed) model on `train`, evaluating on `eval` after every epoch.
+pub fn train<B: AutodiffBackend>(
+    cfg: &ModelConfig,
+    train: &SplitData,
+    eval: &SplitData,
+    opts: &TrainOptions,
+    device: &B::Device,
+) -> Result<(Vit<B::InnerBackend>, TrainOutcome)> {
+    if train.is_empty() || eval.is_empty() {
+        bail!(
+            "training needs images in both splits (train {}, eval {})",
+            train.len(),
+            eval.len()
+        );
+    }
+    if cfg.needs_assignment() && (train.clusters.is_none() || eval.clusters.is_none()) {
+        bail!("this model uses hard cluster assignments but none were computed");
+    }
+    B::seed(device, opts.seed);
+    let m = cfg.clusters().unwrap_or(NUM_PATCHES);
+    let mut model: Vit<B> = cfg.init(device)?;
+    let mut optim = AdamConfig::new().init::<B, Vit<B>>();
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    std::fs::create_dir_all(&opts.checkpoint_dir)
+        .with_context(|| format!("creating {}", opts.checkpoint_dir.display()))?;
+
+    let mut state = CheckpointState {
+        epochs_done: 0,
+        folder: String::new(),
+        train_loss: vec![],
+        train_seconds: 0.0,
+    };
+    if opts.resume {
+        if let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)? {
+            let folder = opts.checkpoint_dir.join(&s.folder);
+            model = model
+                .load_file(folder.join("model"), &recorder, device)
+                .with_context(|| format!("loading checkpoint {}", folder.join("model.mpk").display()))?;
+            let rec = recorder
+                .load(folder.join("optim"), device)
+                .with_context(|| format!("loading checkpoint {}", folder.join("optim.mpk").display()))?;
+            optim = optim.load_record(rec);
+            log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());
+            state = s;
+        }
+    }
+
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_smoothing((opts.label_smoothing > 0.0).then_some(opts.label_smoothing))
+        .init::<B>(device);
+    let steps_per_epoch = train.len().div_ceil(opts.batch_size);
+    let first_epoch = state.epochs_done;
+    let mut images_this_run = 0usize;
+    let mut seconds_this_run = 0.0;
+    for epoch in state.epochs_done..opts.epochs {
+        // The shuffle and the dropout stream depend only on (seed, epoch), so a resumed run repeats
+        // exactly what an uninterrupted one does.
+        B::seed(device, opts.seed.wrapping_add(epoch as u64 + 1));
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            opts.seed ^ ((epoch as u64 + 1) << 32),
+        ));
+        let bar = progress_bar(
+            opts.progress,
+            steps_per_epoch as u64,
+            &format!("epoch {}/{}", epoch + 1, opts.epochs),
+        );
+        let t0 = Instant::now();
+        let mut loss_sum = 0.0;
+        for idx in order.chunks(opts.batch_size) {
+            let (x, a) = train.batch::<B>(idx, m, device)?;
+            let y: Vec<i64> = idx.iter().map(|&i| train.targets[i] as i64).collect();
+            let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [idx.len()]), device);
+            let logits = model.forward(x, a);
+            let loss = loss_fn.forward(logits, y);
+            loss_sum += loss.clone().into_scalar().elem::<f64>() * idx.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(opts.lr, model, grads);
+            bar.inc(1);
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        seconds_this_run += secs;
+        images_this_run += train.len();
+        bar.finish_and_clear();
+        let mean_loss = loss_sum / train.len() as f64;
+        state.train_loss.push(mean_loss);
+        state.train_seconds += secs;
+        state.epochs_done = epoch + 1;
+
+        let folder = checkpoint::epoch_folder(&opts.checkpoint_dir, state.epochs_done);
+        std::fs::create_dir_all(&folder)?;
+        model.clone().save_file(folder.join("model"), &recorder)?;
+        recorder.record(optim.to_record(), folder.join("optim"))?;
+        state.folder = folder
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        checkpoint::commit(&opts.checkpoint_dir, &state)?;
+        log::info!(
+            "epoch {}/{}: loss {mean_loss:.4}, {:.0} images/s",
+            epoch + 1,
+            opts.epochs,
+            train.len() as f64 / secs
+        );
+    }
+
+    let inner = model.valid();
+    let t0 = Instant::now();
+    let (pred, _) = predict(&inner, cfg, eval, 256, device)?;
+    let model_ms_per_image = t0.elapsed().as_secs_f64() * 1e3 / eval.len() as f64;
+    let truth: Vec<usize> = eval.targets.iter().map(|&t| t as usize).collect();
+    let metrics = metrics::compute(&truth, &pred);
+    let outcome = TrainOutcome {
+        metrics,
+        train_loss: state.train_loss.clone(),
+        train_seconds: state.train_seconds,
+        images_per_s: if seconds_this_run > 0.0 {
+            images_this_run as f64 / seconds_this_run
+        } else {
+            0.0
+        },
+        model_ms_per_image,
+        params: inner.num_params(),
+        epochs_run: opts.epochs.saturating_sub(first_epoch),
+    };
+    Ok((inner, outcome))
+}
+
+/// A progress bar with ETA on stderr, or a hidden one.
+pub fn progress_bar(show: bool, len: u64, msg: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(msg.to_string());
+    bar
+}
