@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod data;
+pub mod face;
 pub mod labels;
 pub mod model;
 pub mod npy;

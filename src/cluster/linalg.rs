@@ -255,6 +255,22 @@ mod tests {
     }
 
     #[test]
+    fn simd_build_matches_portable_build_bit_for_bit() {
+        let n = 36;
+        let a: Vec<f64> = (0..n * n)
+            .map(|t| {
+                let (i, j) = (t / n, t % n);
+                let (lo, hi) = (i.min(j), i.max(j));
+                (((lo * 31 + hi * 17) % 23) as f64 - 11.0) / 7.0
+            })
+            .collect();
+        let fast = sym_eigen(&a, n).expect("converges");
+        let portable = sym_eigen_impl(&a, n).expect("converges");
+        assert_eq!(fast.values, portable.values);
+        assert_eq!(fast.vectors, portable.vectors);
+    }
+
+    #[test]
     fn degenerate_and_diagonal_matrices() {
         let n = 6;
         let mut id = vec![0.0; n * n];

@@ -92,13 +92,17 @@ pub(crate) fn affinity(dist2: &[f64], n: usize, aff: &Affinity) -> Result<Vec<f6
                 order.clear();
                 order.extend(0..n);
                 let row = &dist2[i * n..(i + 1) * n];
-                // self first (distance 0), then by distance, ties by index
-                order.sort_by(|&x, &y| {
-                    (x != i)
-                        .cmp(&(y != i))
-                        .then(row[x].total_cmp(&row[y]))
-                        .then(x.cmp(&y))
-                });
+                // self first (distance 0), then by distance, ties by index: a total order, so
+                // the selected set is deterministic; only the nb smallest are needed
+                let cmp = |x: &usize, y: &usize| {
+                    (*x != i)
+                        .cmp(&(*y != i))
+                        .then(row[*x].total_cmp(&row[*y]))
+                        .then(x.cmp(y))
+                };
+                if nb < n {
+                    order.select_nth_unstable_by(nb - 1, cmp);
+                }
                 for &j in &order[..nb] {
                     if j != i {
                         a[i * n + j] += 0.5;

@@ -1,0 +1,81 @@
+//! The public face detector: frame in, scored face boxes with landmarks out.
+
+use std::path::Path;
+
+use burn::prelude::Backend;
+use image::RgbImage;
+
+use crate::face::engine::Engine;
+use crate::face::{DetectorConfig, FaceBox, FaceError, InputGeometry, decode, nms, to_planar_rgb};
+
+/// Where the project ships the CenterFace model, relative to the project root.
+pub const DEFAULT_MODEL_PATH: &str = "models/face/centerface.onnx";
+
+/// burn backend used by [`FaceDetector::load`]: the project's one CPU backend (burn-ndarray); burn's
+/// Flex backend ran this network ~4× faster but would add a second CPU backend to every build, so it is
+/// not compiled in; pick another backend (CUDA) with [`FaceDetector::load_on`].
+pub type DefaultBackend = crate::backend::Cpu;
+
+/// CenterFace face detector on burn backend `B`, with its configuration.
+#[derive(Debug)]
+pub struct FaceDetector<B: Backend = DefaultBackend> {
+    engine: Engine<B>,
+    cfg: DetectorConfig,
+}
+
+impl FaceDetector<DefaultBackend> {
+    /// Loads the CenterFace ONNX model from `path` on the default CPU backend; fails with an
+    /// error naming the file (missing, unreadable or not the expected model) or the bad field.
+    pub fn load(path: &Path, cfg: DetectorConfig) -> Result<Self, FaceError> {
+        Self::load_on(path, cfg, &Default::default())
+    }
+}
+
+impl<B: Backend> FaceDetector<B> {
+    /// Like [`FaceDetector::load`], on burn backend `B` and `device` (e.g. CUDA).
+    pub fn load_on(path: &Path, cfg: DetectorConfig, device: &B::Device) -> Result<Self, FaceError> {
+        cfg.validate()?;
+        let bytes = std::fs::read(path).map_err(|source| FaceError::ModelRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |reason: String| FaceError::ModelInvalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let engine = Engine::from_bytes(&bytes, device).map_err(invalid)?;
+        log::debug!(
+            "face detector: CenterFace loaded from {}, {cfg:?}",
+            path.display()
+        );
+        let det = Self { engine, cfg };
+        // One run proves the graph and the weights work together.
+        det.detect(&RgbImage::new(64, 64))
+            .map_err(|e| invalid(format!("test inference failed: {e}")))?;
+        Ok(det)
+    }
+
+    /// The configuration this detector was loaded with.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
+    }
+
+    /// Detects faces in `frame`; boxes and landmarks are in `frame` pixels, sorted by
+    /// descending score, overlapping duplicates removed. An empty frame gives no faces.
+    pub fn detect(&self, frame: &RgbImage) -> Result<Vec<FaceBox>, FaceError> {
+        let (fw, fh) = frame.dimensions();
+        if fw == 0 || fh == 0 {
+            return Ok(Vec::new());
+        }
+        let geom = InputGeometry::new(fw, fh, self.cfg.width);
+        let input = to_planar_rgb(frame, &geom);
+        let out = self
+            .engine
+            .run(input, geom.net_w as usize, geom.net_h as usize)
+            .map_err(FaceError::Inference)?;
+        let maps = out.maps();
+        maps.check().map_err(FaceError::Inference)?;
+        let boxes = decode(&maps, &geom, self.cfg.threshold);
+        Ok(nms(boxes, self.cfg.nms_iou))
+    }
+}
