@@ -86,7 +86,7 @@ impl ModelConfig {
         if self.in_dim == 0 {
             return bad("in_dim must be > 0".into());
         }
-        if self.d_model == 0 || self.heads == 0 || self.d_model % self.heads != 0 {
+        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
             return bad(format!(
                 "d_model ({}) must be a positive multiple of heads ({})",
                 self.d_model, self.heads

@@ -34,9 +34,9 @@ pub fn compute(truth: &[usize], pred: &[usize]) -> Metrics {
     let mut per_class = BTreeMap::new();
     let mut f1_sum = 0.0;
     let mut present = 0usize;
-    for c in 0..NUM_CLASSES {
-        let tp = confusion[c][c] as f64;
-        let support: u64 = confusion[c].iter().sum();
+    for (c, row) in confusion.iter().enumerate() {
+        let tp = row[c] as f64;
+        let support: u64 = row.iter().sum();
         let predicted: u64 = (0..NUM_CLASSES).map(|r| confusion[r][c]).sum();
         if support > 0 {
             per_class.insert(Emotion::ALL[c].name().to_string(), tp / support as f64);

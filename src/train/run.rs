@@ -143,11 +143,13 @@ pub fn features_for<B: Backend>(
     let tpath = cache_dir.join(format!("targets-{key}.npy"));
     let dim = embedder.feat_dim();
     if fpath.is_file() && tpath.is_file() {
-        if let (Ok((fs, f)), Ok((_, t))) = (npy::read_f32(&fpath), npy::read_i32(&tpath)) {
-            if fs.len() == 3 && fs[1] == NUM_PATCHES && fs[2] == dim {
-                log::info!("features from cache {}", fpath.display());
-                return Ok((f, t.into_iter().map(|x| x as u8).collect()));
-            }
+        if let (Ok((fs, f)), Ok((_, t))) = (npy::read_f32(&fpath), npy::read_i32(&tpath))
+            && fs.len() == 3
+            && fs[1] == NUM_PATCHES
+            && fs[2] == dim
+        {
+            log::info!("features from cache {}", fpath.display());
+            return Ok((f, t.into_iter().map(|x| x as u8).collect()));
         }
         log::warn!("ignoring unreadable cache {}", fpath.display());
     }
@@ -192,12 +194,12 @@ pub fn clusters_for(
         cell.k
     ));
     let spath = lpath.with_extension("seconds");
-    if let (Ok((shape, l)), Ok(s)) = (npy::read_i32(&lpath), std::fs::read_to_string(&spath)) {
-        if shape == [n, NUM_PATCHES] {
-            let labels: Vec<u32> = l.into_iter().map(|x| x.max(0) as u32).collect();
-            let m = (labels.iter().copied().max().unwrap_or(0) as usize + 1).max(cell.k);
-            return Ok((labels, m, s.trim().parse().unwrap_or(f64::NAN)));
-        }
+    if let (Ok((shape, l)), Ok(s)) = (npy::read_i32(&lpath), std::fs::read_to_string(&spath))
+        && shape == [n, NUM_PATCHES]
+    {
+        let labels: Vec<u32> = l.into_iter().map(|x| x.max(0) as u32).collect();
+        let m = (labels.iter().copied().max().unwrap_or(0) as usize + 1).max(cell.k);
+        return Ok((labels, m, s.trim().parse().unwrap_or(f64::NAN)));
     }
     let method: Method = cell
         .method
@@ -261,12 +263,12 @@ pub fn run_cells<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Vec<CellResult>> {
     let (mut train_s, eval_s) = split;
-    if let Some(max) = spec.max_train {
-        if train_s.len() > max {
-            train_s.shuffle(&mut ChaCha8Rng::seed_from_u64(spec.train.seed));
-            train_s.truncate(max);
-            train_s.sort();
-        }
+    if let Some(max) = spec.max_train
+        && train_s.len() > max
+    {
+        train_s.shuffle(&mut ChaCha8Rng::seed_from_u64(spec.train.seed));
+        train_s.truncate(max);
+        train_s.sort();
     }
     let inner = device.clone();
     let embedder: Embedder<B::InnerBackend> =
@@ -414,10 +416,9 @@ fn write_plots(
             labelings.push((format!("{} k={}", c.method, c.k), r.labels));
         }
     }
-    if !labelings.is_empty() {
-        if let Err(e) = plots::cluster_scatter(face, dim, &labelings, &out_dir.join("patch_clusters_pca.png"))
-        {
-            log::warn!("{e:#}");
-        }
+    if !labelings.is_empty()
+        && let Err(e) = plots::cluster_scatter(face, dim, &labelings, &out_dir.join("patch_clusters_pca.png"))
+    {
+        log::warn!("{e:#}");
     }
 }

@@ -182,19 +182,19 @@ pub fn train<B: AutodiffBackend>(
         train_loss: vec![],
         train_seconds: 0.0,
     };
-    if opts.resume {
-        if let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)? {
-            let folder = opts.checkpoint_dir.join(&s.folder);
-            model = model
-                .load_file(folder.join("model"), &recorder, device)
-                .with_context(|| format!("loading checkpoint {}", folder.join("model.mpk").display()))?;
-            let rec = recorder
-                .load(folder.join("optim"), device)
-                .with_context(|| format!("loading checkpoint {}", folder.join("optim.mpk").display()))?;
-            optim = optim.load_record(rec);
-            log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());
-            state = s;
-        }
+    if opts.resume
+        && let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)?
+    {
+        let folder = opts.checkpoint_dir.join(&s.folder);
+        model = model
+            .load_file(folder.join("model"), &recorder, device)
+            .with_context(|| format!("loading checkpoint {}", folder.join("model.mpk").display()))?;
+        let rec = recorder
+            .load(folder.join("optim"), device)
+            .with_context(|| format!("loading checkpoint {}", folder.join("optim.mpk").display()))?;
+        optim = optim.load_record(rec);
+        log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());
+        state = s;
     }
 
     let loss_fn = CrossEntropyLossConfig::new()
