@@ -6,6 +6,7 @@
 //! autodiff graph with a straight-through surrogate:
 //! `y = c + (x - detach(x)) · d`, where `c = GELU(x)` and `d = GELU'(x)` are constants.
 //! `x - detach(x)` is exactly 0, so the value is `c`, and its gradient is `d · grad`.
+//! Only used on CPU backends (ndarray, flex); GPU backends keep burn's fused GELU.
 
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 
@@ -69,13 +70,20 @@ fn fill(xs: &[f32], out: &mut [f32], grad: Option<&mut [f32]>) {
     });
 }
 
-/// Exact GELU `x·Φ(x)`; differentiable on autodiff backends. Falls back to burn's GELU
-/// for non-`f32` tensors.
+/// Whether `B` keeps tensors in host memory, where reading values back is cheap.
+fn host_backend<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device);
+    name.contains("ndarray") || name.contains("flex")
+}
+
+/// Exact GELU `x·Φ(x)`; differentiable on autodiff backends. Uses burn's own GELU on
+/// GPU backends (where a host round trip would cost more than it saves) and for
+/// non-`f32` tensors.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if x.dtype() != DType::F32 {
+    let device = x.device();
+    if x.dtype() != DType::F32 || !host_backend::<B>(&device) {
         return burn::tensor::activation::gelu(x);
     }
-    let device = x.device();
     let shape = x.shape();
     // `mul_scalar` yields a fresh, uniquely owned buffer, which burn-ndarray hands out
     // without copying; `into_data` on a shared tensor would copy element by element.

@@ -73,6 +73,9 @@ pub(crate) fn linear3<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<
     y.reshape([b, s, out])
 }
 
+/// Largest number of keys (clusters) for which attention uses block-diagonal keys.
+pub const BLOCK_DIAGONAL_MAX_KEYS: usize = 4;
+
 impl<B: Backend> PatchAttention<B> {
     /// Keys and values of all heads laid out block-diagonally, so attention needs no
     /// `[B, H, S, dh]` transposes of the (large) query/context tensors:
@@ -110,7 +113,27 @@ impl<B: Backend> PatchAttention<B> {
     /// Multi-head attention of the flat tokens `x` `[B*T, D]` over the key/value `source`
     /// `[B, S, D]`; `bias` `[B, 1, 1, S]` is added to the scores (masking), softmax runs over
     /// S per head. Output `[B*T, D]` after the output projection.
+    ///
+    /// Few keys (S ≤ [`BLOCK_DIAGONAL_MAX_KEYS`], i.e. patch-to-cluster) use block-diagonal
+    /// keys so the big query/context tensors are never transposed; many keys (patch-to-patch)
+    /// use the usual `[B, H, S, dh]` head split. Both compute the same function.
     fn attend(&self, x: Tensor<B, 2>, source: Tensor<B, 3>, bias: Option<&Tensor<B, 4>>) -> Tensor<B, 2> {
+        let [_, s, _] = source.dims();
+        let context = if s <= BLOCK_DIAGONAL_MAX_KEYS {
+            self.context_block_diagonal(x, source, bias)
+        } else {
+            self.context_head_split(x, source, bias)
+        };
+        self.dropout.forward(self.output.forward(context))
+    }
+
+    /// Attention context `[B*T, D]` via block-diagonal keys/values (cheap for small S).
+    pub(crate) fn context_block_diagonal(
+        &self,
+        x: Tensor<B, 2>,
+        source: Tensor<B, 3>,
+        bias: Option<&Tensor<B, 4>>,
+    ) -> Tensor<B, 2> {
         let [b, s, d] = source.dims();
         let t = x.dims()[0] / b;
         let h = self.heads;
@@ -122,8 +145,37 @@ impl<B: Backend> PatchAttention<B> {
             None => scores,
         };
         let weights = softmax(scores, 3).reshape([b, t, h * s]);
-        let context = weights.matmul(values).reshape([b * t, d]);
-        self.dropout.forward(self.output.forward(context))
+        weights.matmul(values).reshape([b * t, d])
+    }
+
+    /// Attention context `[B*T, D]` via the standard `[B, H, ·, dh]` head split.
+    pub(crate) fn context_head_split(
+        &self,
+        x: Tensor<B, 2>,
+        source: Tensor<B, 3>,
+        bias: Option<&Tensor<B, 4>>,
+    ) -> Tensor<B, 2> {
+        let [b, s, d] = source.dims();
+        let t = x.dims()[0] / b;
+        let h = self.heads;
+        let dh = d / h;
+        let q = self.query.forward(x).reshape([b, t, h, dh]).swap_dims(1, 2);
+        let kv = linear3(&self.key_value, source)
+            .reshape([b, s, 2 * h, dh])
+            .swap_dims(1, 2);
+        let keys = kv.clone().narrow(1, 0, h);
+        let values = kv.narrow(1, h, h);
+        let scores = q
+            .matmul(keys.swap_dims(2, 3))
+            .mul_scalar(1.0 / (dh as f64).sqrt());
+        let scores = match bias {
+            Some(bias) => scores + bias.clone(),
+            None => scores,
+        };
+        softmax(scores, 3)
+            .matmul(values)
+            .swap_dims(1, 2)
+            .reshape([b * t, d])
     }
 
     /// Patch-to-patch attention on flat tokens `[B*T, D]` (`batch` = B).
@@ -214,5 +266,35 @@ impl<B: Backend> PatchAttention<B> {
     pub fn forward_soft(&self, x: Tensor<B, 3>, extra: usize) -> Tensor<B, 3> {
         let [b, t, d] = x.dims();
         self.soft_flat(x.reshape([b * t, d]), b, extra).reshape([b, t, d])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::assignment::MASK_BIAS;
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, TensorData};
+
+    type B = NdArray<f32>;
+
+    #[test]
+    fn block_diagonal_and_head_split_agree_with_masking() {
+        let dev = Default::default();
+        let attn = PatchAttentionConfig::new(48, 4).init::<B>(&dev);
+        let (b, t) = (3, 10);
+        for s in [1usize, 2, 5, 12] {
+            let x = Tensor::<B, 2>::random([b * t, 48], Distribution::Normal(0.0, 1.0), &dev);
+            let src = Tensor::<B, 3>::random([b, s, 48], Distribution::Normal(0.0, 1.0), &dev);
+            let mut bias = vec![0.0f32; b * s];
+            if s > 1 {
+                bias[s - 1] = MASK_BIAS; // image 0's last key is masked
+            }
+            let bias = Tensor::<B, 4>::from_data(TensorData::new(bias, [b, 1, 1, s]), &dev);
+            let a = attn.context_block_diagonal(x.clone(), src.clone(), Some(&bias));
+            let c = attn.context_head_split(x, src, Some(&bias));
+            let diff: f32 = (a - c).abs().max().into_scalar();
+            assert!(diff < 1e-5, "S={s}: {diff}");
+        }
     }
 }

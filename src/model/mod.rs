@@ -12,6 +12,7 @@ pub mod config;
 pub mod embed;
 pub mod error;
 pub mod io;
+pub mod parallel;
 pub mod tokens;
 pub mod vit;
 
@@ -21,5 +22,6 @@ pub use block::{Block, Mlp};
 pub use config::{Assignment, AttentionKind, ModelConfig, Pooling};
 pub use error::ModelError;
 pub use io::{CONFIG_FILE, MODEL_FILE, load_config, load_model, save_model};
+pub use parallel::{Shard, data_parallel_grads, split_batch};
 pub use tokens::TokenEmbedding;
 pub use vit::Vit;

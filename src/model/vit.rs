@@ -25,13 +25,13 @@ pub struct Vit<B: Backend> {
     /// Classifier `D → n_classes`.
     pub head: Linear<B>,
     /// Patches per image.
-    pub n_patches: usize,
+    n_patches: usize,
     /// Input feature width.
-    pub in_dim: usize,
+    in_dim: usize,
     /// 0 = patch-to-patch, 1 = hard patch-to-cluster, 2 = soft patch-to-cluster.
-    pub mode: u8,
+    mode: u8,
     /// Clusters M (0 for patch-to-patch).
-    pub clusters: usize,
+    clusters: usize,
 }
 
 const MODE_P2P: u8 = 0;
