@@ -143,7 +143,9 @@ impl Default for Config {
 
 const LAYOUTS: &[&str] = &["auto", "ferplus", "affectnet", "imagefolder"];
 const EMBEDDERS: &[&str] = &["pixels", "mobilenet_v2", "resnet50", "resnet50:per_patch"];
-const METHODS: &[&str] = &[
+/// Clustering method names accepted by `cluster.method` and the sweep file (`none` = patch-to-patch,
+/// `learned` = soft assignment).
+pub const METHODS: &[&str] = &[
     "kmeans",
     "agglomerative",
     "spectral",

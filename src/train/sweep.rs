@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, METHODS as KNOWN};
 
 /// One cell of the sweep: a clustering method and its k.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,16 +30,6 @@ pub struct Sweep {
     #[serde(default)]
     pub extra: Vec<Cell>,
 }
-
-const KNOWN: &[&str] = &[
-    "kmeans",
-    "agglomerative",
-    "spectral",
-    "gmm",
-    "dbscan",
-    "none",
-    "learned",
-];
 
 impl Sweep {
     /// Reads and validates a sweep file; errors name the file and the offending key.
