@@ -92,6 +92,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
+    /// Training threads: each batch is split into this many shards (0 = one per core).
+    pub threads: usize,
 }
 
 /// Patch clustering.
@@ -114,6 +116,14 @@ pub struct RunConfig {
     pub latency_weight: f64,
     /// Width frames are downscaled to for detection.
     pub detect_width: u32,
+    /// Run the face detector on every n-th frame; frames between reuse the last boxes.
+    pub detect_every: u32,
+    /// Run the detector on its own thread for live sources (boxes lag by one detection).
+    pub detect_async: bool,
+    /// Level the eyes when cropping faces.
+    pub align: bool,
+    /// Weight of the previous average in the per-face EMA of probabilities, in [0, 1).
+    pub smoothing: f32,
 }
 
 /// The whole configuration.
@@ -282,8 +292,14 @@ impl Config {
         if !(self.run.latency_weight >= 0.0 && self.run.latency_weight.is_finite()) {
             return bad("run.latency_weight", "must be a finite number >= 0".into());
         }
-        if self.run.detect_width < 32 {
-            return bad("run.detect_width", "must be at least 32 pixels".into());
+        if self.run.detect_width < 32 || self.run.detect_width > 4096 {
+            return bad("run.detect_width", "must be 32 to 4096 pixels".into());
+        }
+        if self.run.detect_every == 0 {
+            return bad("run.detect_every", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.run.smoothing) {
+            return bad("run.smoothing", "must be in [0, 1)".into());
         }
         Ok(())
     }

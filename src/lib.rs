@@ -13,5 +13,6 @@ pub mod labels;
 pub mod model;
 pub mod npy;
 pub mod patch;
+pub mod pipeline;
 pub mod select;
 pub mod train;

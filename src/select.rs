@@ -31,6 +31,8 @@ pub struct Candidate {
     pub score: f64,
     /// Model folder.
     pub model_dir: String,
+    /// Whether the model folder exists here (sweep results may travel without their models).
+    pub available: bool,
 }
 
 /// The choice and the reasoning behind it.
@@ -106,6 +108,7 @@ pub fn select(
                 measured: measured.is_some(),
                 score: c.accuracy - latency_weight * latency_ms,
                 model_dir: c.model_dir.clone(),
+                available: Path::new(&c.model_dir).join("model.mpk").is_file(),
             }
         })
         .collect();
@@ -114,7 +117,14 @@ pub fn select(
             .total_cmp(&a.score)
             .then(a.latency_ms.total_cmp(&b.latency_ms))
     });
-    let within: Vec<&Candidate> = cands.iter().filter(|c| c.latency_ms <= budget_ms).collect();
+    // Prefer cells whose model is here; fall back to all when none is (the caller checks).
+    let any_here = cands.iter().any(|c| c.available);
+    let usable = |c: &&Candidate| c.available || !any_here;
+    let within: Vec<&Candidate> = cands
+        .iter()
+        .filter(usable)
+        .filter(|c| c.latency_ms <= budget_ms)
+        .collect();
     let (chosen, reason) = match within.first() {
         Some(c) => (
             (*c).clone(),
@@ -131,6 +141,7 @@ pub fn select(
         None => {
             let fastest = cands
                 .iter()
+                .filter(usable)
                 .min_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms))
                 .cloned();
             let Some(f) = fastest else { bail!("no candidates") };

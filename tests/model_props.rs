@@ -333,7 +333,7 @@ fn data_parallel_grads_equal_single_pass_grads() {
     let shards = split_batch(f.clone(), Some(a.clone()), y.clone(), 2);
     assert_eq!(shards.len(), 2);
     let loss = |logits, y| loss_fn.forward(logits, y);
-    let (parallel, parallel_loss) = data_parallel_grads(&model, shards, &loss).unwrap();
+    let (parallel, parallel_loss) = data_parallel_grads(&model, shards, &loss, 0).unwrap();
 
     let loss = loss_fn.forward(model.forward(f, Some(a)), y);
     let single_loss: f32 = loss.clone().into_scalar();

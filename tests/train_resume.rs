@@ -59,6 +59,7 @@ fn resume_matches_uninterrupted_and_model_round_trips() {
         checkpoint_dir: dir.path().join(sub),
         resume,
         progress: false,
+        threads: 2,
     };
     let device = Default::default();
     let (_, full) = train::<CpuTrain>(&cfg, &train_d, &eval_d, &opts(3, "full", false), &device).unwrap();

@@ -105,6 +105,9 @@ pub struct TrainArgs {
     /// Seed for initialisation and shuffling (default: train.seed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Training threads, one batch shard each; 0 = one per core (default: train.threads).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Few epochs on a subset: a smoke run of the whole grid in minutes.
     #[arg(long)]
     pub quick: bool,
@@ -194,6 +197,18 @@ pub struct RunArgs {
     /// Per-frame latency budget in milliseconds (default: run.budget_ms).
     #[arg(long)]
     pub budget_ms: Option<f64>,
+    /// Width frames are downscaled to for face detection (default: run.detect_width).
+    #[arg(long, value_name = "PX")]
+    pub detect_width: Option<u32>,
+    /// Run the face detector on every n-th frame (default: run.detect_every).
+    #[arg(long, value_name = "N")]
+    pub detect_every: Option<u32>,
+    /// Play --input this many times; 0 = forever (a soak test loops a folder).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub loops: u64,
+    /// Stop after this many frames.
+    #[arg(long, value_name = "N")]
+    pub max_frames: Option<u64>,
 }
 
 /// `bench` subcommands.
@@ -205,6 +220,8 @@ pub enum BenchCommand {
     Train(BenchTrainArgs),
     /// Time the live pipeline over a folder of frames.
     Pipeline(BenchPipelineArgs),
+    /// Make 640×480 benchmark frames with one real face each, at known boxes.
+    Frames(BenchFramesArgs),
 }
 
 /// `bench cluster` flags.
@@ -239,15 +256,50 @@ pub struct BenchTrainArgs {
     /// Timed steps after warm-up.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
+    /// Training threads, one batch shard each; 0 = one per core (default: train.threads).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `bench pipeline` flags.
 #[derive(Debug, Args)]
 pub struct BenchPipelineArgs {
-    /// Folder of frames (e.g. 640×480 with one face each).
+    /// Folder of frames (e.g. 640×480 with one face each; `bench frames` makes them).
     #[arg(long, value_name = "DIR")]
     pub input: PathBuf,
-    /// Model folder (default: the shipped default model).
+    /// Model folder (default: as `run` chooses).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Width frames are downscaled to for face detection (default: run.detect_width).
+    #[arg(long, value_name = "PX")]
+    pub detect_width: Option<u32>,
+    /// Play the folder this many times.
+    #[arg(long, default_value_t = 1)]
+    pub loops: u64,
+    /// Frame rate of the paced pass that measures latency (a webcam's 30 FPS).
+    #[arg(long, default_value_t = 30.0)]
+    pub source_fps: f64,
+}
+
+/// `bench frames` flags.
+#[derive(Debug, Args)]
+pub struct BenchFramesArgs {
+    /// FER+ (or any supported) dataset whose faces are placed into the frames.
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Output folder (frame_0000.png … and boxes.json with each face's box).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Frames to make.
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+    /// Face side in pixels (FER+ faces are 48 px; 192 is a face about 1 m from a webcam).
+    #[arg(long, default_value_t = 192)]
+    pub face_px: u32,
+    /// Seed of face choice and placement.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Frames per face: each face stays this long, drifting slowly (30 = one second at 30 FPS).
+    #[arg(long, default_value_t = 30)]
+    pub shot: usize,
 }

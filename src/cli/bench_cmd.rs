@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::AdamConfig;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use serde_json::json;
@@ -20,15 +20,15 @@ use crate::model::embed::EmbedderKind;
 use crate::model::{Vit, hard_assignment};
 use crate::patch::NUM_PATCHES;
 use crate::train::run::{RunSpec, model_config};
+use crate::train::trainer::{TrainOptions, train_step};
 
 /// Runs a `bench` subcommand.
 pub fn run(cmd: &BenchCommand, config: &Config, json: bool) -> Result<()> {
     match cmd {
         BenchCommand::Cluster(a) => cluster(a, json),
         BenchCommand::Train(a) => train(a, config, json),
-        BenchCommand::Pipeline(_) => {
-            bail!("`paca-fer bench pipeline` is not built yet (tracked in issue #5: it needs face detection)")
-        }
+        BenchCommand::Pipeline(a) => super::bench_pipeline::pipeline(a, config, json),
+        BenchCommand::Frames(a) => super::bench_pipeline::frames(a, config, json),
     }
 }
 
@@ -75,7 +75,7 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
         heads: config.model.heads,
         depth: config.model.depth,
         mlp_ratio: config.model.mlp_ratio,
-        train: crate::train::trainer::TrainOptions {
+        train: TrainOptions {
             epochs: 1,
             batch_size: 1,
             lr: config.train.lr,
@@ -84,6 +84,7 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
             checkpoint_dir: Default::default(),
             resume: false,
             progress: false,
+            threads: 0,
         },
         out_dir: Default::default(),
         models_dir: Default::default(),
@@ -110,15 +111,27 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
         .transpose()?;
     let y: Vec<i64> = (0..batch as i64).map(|i| i % 8).collect();
     let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(y, [batch]), &device);
+    let threads = a.threads.unwrap_or(config.train.threads);
+    let shards = TrainOptions {
+        threads,
+        ..spec_shape.train.clone()
+    }
+    .shards();
     let warmup = 3;
     let mut t0 = Instant::now();
     for step in 0..warmup + a.steps {
         if step == warmup {
             t0 = Instant::now();
         }
-        let loss = loss_fn.forward(model.forward(x.clone(), assign.clone()), y.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(config.train.lr, model, grads);
+        (model, _) = train_step(
+            model,
+            &mut optim,
+            &loss_fn,
+            (x.clone(), assign.clone(), y.clone()),
+            shards,
+            step as u64,
+            config.train.lr,
+        )?;
     }
     let secs = t0.elapsed().as_secs_f64();
     let ips = (a.steps * batch) as f64 / secs;
@@ -135,7 +148,6 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
         let _ = inner.forward(x1.clone(), a1.clone()).into_data();
     }
     let infer_ms = t1.elapsed().as_secs_f64() * 1e3 / 20.0;
-    let threads = rayon::current_num_threads();
     let v = json!({
         "images_per_s": ips,
         "batch_size": batch,
@@ -147,7 +159,7 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
         "in_dim": dim,
         "method": config.cluster.method,
         "k": k,
-        "threads": threads,
+        "threads": shards,
         "infer_ms_batch1": infer_ms,
     });
     if json {

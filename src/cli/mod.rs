@@ -2,14 +2,16 @@
 
 mod args;
 mod bench_cmd;
+mod bench_pipeline;
 mod data_cmd;
 mod infer_cmd;
+mod run_cmd;
 mod select_cmd;
 mod train_cmd;
 
 pub use args::{Cli, Command};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Parser;
 
 use crate::config::Config;
@@ -39,16 +41,9 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Eval(a) => infer_cmd::eval(a, &config, cli.json),
         Command::Predict(a) => infer_cmd::predict(a, &config, cli.json),
         Command::Select(a) => select_cmd::run(a, &config, cli.json),
-        Command::Run(_) => not_built("run", 5),
+        Command::Run(a) => run_cmd::run(a, &config, cli.json),
         Command::Bench(a) => bench_cmd::run(a, &config, cli.json),
     }
-}
-
-/// Answers for a subcommand whose implementation has not landed yet.
-fn not_built(name: &str, issue: u32) -> Result<()> {
-    bail!(
-        "`paca-fer {name}` is not built yet (tracked in issue #{issue}); its --help shows the planned flags"
-    )
 }
 
 /// Prints one JSON object on stdout (the `--json` contract: exactly one object, logs go to stderr).

@@ -79,6 +79,7 @@ pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
             checkpoint_dir: PathBuf::new(),
             resume: a.resume,
             progress: !json,
+            threads: a.threads.unwrap_or(config.train.threads),
         },
         out_dir: a.out.clone(),
         models_dir: a.models_dir.clone(),

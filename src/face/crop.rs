@@ -59,6 +59,59 @@ pub fn eye_angle(b: &FaceBox) -> f32 {
     }
 }
 
+/// Where a face crop sits in the frame: centre, side (frame pixels) and rotation (radians).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropSquare {
+    /// Centre x in frame pixels.
+    pub cx: f32,
+    /// Centre y in frame pixels.
+    pub cy: f32,
+    /// Side length in frame pixels.
+    pub side: f32,
+    /// Rotation that levels the eyes (0 without alignment).
+    pub theta: f32,
+}
+
+impl CropSquare {
+    /// The square [`crop_face`] samples for box `b` in a `fw`×`fh` frame.
+    pub fn of(b: &FaceBox, margin: f32, align: bool, fw: u32, fh: u32) -> Self {
+        let (mut cx, mut cy) = b.center();
+        if !cx.is_finite() || !cy.is_finite() {
+            (cx, cy) = (fw as f32 * 0.5, fh as f32 * 0.5);
+        }
+        let margin = if margin.is_finite() {
+            margin.max(-0.45)
+        } else {
+            0.0
+        };
+        let mut side = b.w.max(b.h) * (1.0 + 2.0 * margin);
+        if !side.is_finite() || side < 1.0 {
+            side = 1.0;
+        }
+        let theta = if align { eye_angle(b) } else { 0.0 };
+        Self { cx, cy, side, theta }
+    }
+
+    /// Frame point → crop coordinates in `[0, size)` (outside that range: not in the crop).
+    pub fn to_crop(&self, x: f32, y: f32, size: u32) -> (f32, f32) {
+        let (sin, cos) = self.theta.sin_cos();
+        let (dx, dy) = (x - self.cx, y - self.cy);
+        let step = self.side / size as f32;
+        let half = 0.5 * size as f32;
+        (
+            (dx * cos + dy * sin) / step + half,
+            (-dx * sin + dy * cos) / step + half,
+        )
+    }
+
+    /// Axis-aligned frame bounds `(x0, y0, x1, y1)` of the (possibly rotated) square.
+    pub fn bounds(&self) -> (f32, f32, f32, f32) {
+        let (sin, cos) = self.theta.sin_cos();
+        let r = 0.5 * self.side * (cos.abs() + sin.abs());
+        (self.cx - r, self.cy - r, self.cx + r, self.cy + r)
+    }
+}
+
 /// Cuts a square face image of `size`×`size` pixels around `b`: side `max(w, h)·(1+2·margin)`
 /// centred on the box, rotated so the eyes are level when `align` is set, sampled bilinearly
 /// with supersampling when shrinking, and padded by edge replication where the square leaves
@@ -69,20 +122,7 @@ pub fn crop_face(frame: &RgbImage, b: &FaceBox, margin: f32, align: bool, size: 
     if size == 0 || fw == 0 || fh == 0 {
         return out;
     }
-    let (mut cx, mut cy) = b.center();
-    if !cx.is_finite() || !cy.is_finite() {
-        (cx, cy) = (fw as f32 * 0.5, fh as f32 * 0.5);
-    }
-    let margin = if margin.is_finite() {
-        margin.max(-0.45)
-    } else {
-        0.0
-    };
-    let mut side = b.w.max(b.h) * (1.0 + 2.0 * margin);
-    if !side.is_finite() || side < 1.0 {
-        side = 1.0;
-    }
-    let theta = if align { eye_angle(b) } else { 0.0 };
+    let CropSquare { cx, cy, side, theta } = CropSquare::of(b, margin, align, fw, fh);
     let (sin, cos) = theta.sin_cos();
     let step = side / size as f32; // source pixels per output pixel
     let k = (step.ceil() as usize).clamp(1, MAX_SUPERSAMPLE);

@@ -28,7 +28,7 @@ mod preprocess;
 mod types;
 mod weights;
 
-pub use crop::{DEFAULT_MARGIN, FACE_SIZE, crop_face, eye_angle};
+pub use crop::{CropSquare, DEFAULT_MARGIN, FACE_SIZE, crop_face, eye_angle};
 pub use decode::{RawMaps, STRIDE, decode};
 pub use detector::{DEFAULT_MODEL_PATH, DefaultBackend, FaceDetector};
 pub use error::{FaceError, MODEL_EXPECTED};

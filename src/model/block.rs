@@ -2,7 +2,11 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::{Distribution, Tensor, backend::Backend};
+use std::cell::RefCell;
+
+use burn::tensor::{Distribution, Tensor, TensorData, backend::Backend};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::model::activation::gelu;
 use crate::model::attention::{PatchAttention, PatchAttentionConfig};
@@ -69,6 +73,35 @@ pub struct Block<B: Backend> {
     pub drop_path: f64,
 }
 
+thread_local! {
+    /// Per-thread source of stochastic-depth masks while [`with_mask_seed`] runs.
+    static MASK_RNG: RefCell<Option<ChaCha8Rng>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's stochastic-depth masks drawn from a generator seeded by `seed`,
+/// so data-parallel shards get reproducible masks whatever the thread scheduling.
+pub fn with_mask_seed<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    let previous = MASK_RNG.with(|r| r.replace(Some(ChaCha8Rng::seed_from_u64(seed))));
+    let out = f();
+    MASK_RNG.with(|r| *r.borrow_mut() = previous);
+    out
+}
+
+/// `[batch, 1, 1]` keep-mask, from the thread's seeded generator when one is set, else the backend's.
+fn keep_mask<B: Backend>(batch: usize, keep: f64, device: &B::Device) -> Tensor<B, 3> {
+    let drawn = MASK_RNG.with(|r| {
+        r.borrow_mut().as_mut().map(|rng| {
+            (0..batch)
+                .map(|_| if rng.random_bool(keep) { 1.0f32 } else { 0.0 })
+                .collect::<Vec<f32>>()
+        })
+    });
+    match drawn {
+        Some(v) => Tensor::from_data(TensorData::new(v, [batch, 1, 1]), device),
+        None => Tensor::random([batch, 1, 1], Distribution::Bernoulli(keep), device),
+    }
+}
+
 /// Stochastic depth: zeroes the whole branch `x` (flat `[B*T, D]`) for a random subset of images
 /// (probability `p`) and rescales the rest by `1/(1-p)`; identity without autodiff.
 pub fn drop_path<B: Backend>(x: Tensor<B, 2>, batch: usize, p: f64) -> Tensor<B, 2> {
@@ -78,7 +111,7 @@ pub fn drop_path<B: Backend>(x: Tensor<B, 2>, batch: usize, p: f64) -> Tensor<B,
     }
     let [bt, _] = x.dims();
     let keep = 1.0 - p;
-    let mask = Tensor::<B, 3>::random([batch, 1, 1], Distribution::Bernoulli(keep), &device)
+    let mask = keep_mask::<B>(batch, keep, &device)
         .div_scalar(keep)
         .expand([batch, bt / batch, 1])
         .reshape([bt, 1]);

@@ -11,6 +11,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor};
 
+use crate::model::block::with_mask_seed;
 use crate::model::error::ModelError;
 use crate::model::vit::Vit;
 
@@ -53,10 +54,12 @@ pub fn split_batch<B: Backend>(
 ///
 /// `loss` must return the *mean* loss of a shard (e.g. burn's `CrossEntropyLoss`); shard
 /// losses are weighted by shard size, so the result equals a single pass over the batch.
+/// Shard `i` draws its stochastic-depth masks from `seed + i`, so a step is reproducible.
 pub fn data_parallel_grads<B, F>(
     model: &Vit<B>,
     shards: Vec<Shard<B>>,
     loss: &F,
+    seed: u64,
 ) -> Result<(GradientsParams, f32), ModelError>
 where
     B: AutodiffBackend,
@@ -72,23 +75,26 @@ where
     // values. Note: `model.valid()` must be called per replica — cloning an inner module
     // resets burn's `require_grad` flag, and such a replica would get no gradients.
     let replica = || Vit::<B>::from_inner(model.valid());
-    let run = |replica: Vit<B>, shard: Shard<B>| -> Result<(GradientsParams, f32), ModelError> {
+    let run = |replica: Vit<B>, shard: Shard<B>, i: usize| -> Result<(GradientsParams, f32), ModelError> {
         let weight = shard.features.dims()[0] as f64 / total as f64;
-        let logits = replica.try_forward(shard.features, shard.assign)?;
+        let logits = with_mask_seed(seed.wrapping_add(i as u64), || {
+            replica.try_forward(shard.features, shard.assign)
+        })?;
         let value = loss(logits, shard.targets).mul_scalar(weight);
         let scalar: f32 = value.clone().into_scalar().elem();
         let grads = GradientsParams::from_grads(value.backward(), &replica);
         Ok((grads, scalar))
     };
     let results: Vec<Result<(GradientsParams, f32), ModelError>> = if shards.len() == 1 {
-        shards.into_iter().map(|s| run(replica(), s)).collect()
+        shards.into_iter().map(|s| run(replica(), s, 0)).collect()
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = shards
                 .into_iter()
-                .map(|s| {
+                .enumerate()
+                .map(|(i, s)| {
                     let replica = replica();
-                    scope.spawn(move || run(replica, s))
+                    scope.spawn(move || run(replica, s, i))
                 })
                 .collect();
             handles

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::{AutodiffModule, Module};
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{AdamConfig, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{self, CheckpointState};
 use super::metrics::{self, Metrics};
-use crate::model::{ModelConfig, Vit, hard_assignment};
+use crate::model::{ModelConfig, Vit, data_parallel_grads, hard_assignment, split_batch};
 use crate::patch::NUM_PATCHES;
 
 /// Features, optional cluster labels and targets of one split, all in memory.
@@ -97,6 +97,19 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Show progress bars.
     pub progress: bool,
+    /// Threads per step: each batch is split into this many shards trained side by side
+    /// (0 = one per core). Results do not depend on it beyond float rounding.
+    pub threads: usize,
+}
+
+impl TrainOptions {
+    /// Shards per step: `threads`, or the number of cores when it is 0.
+    pub fn shards(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 /// What one training run produced.
@@ -201,6 +214,7 @@ pub fn train<B: AutodiffBackend>(
         .with_smoothing((opts.label_smoothing > 0.0).then_some(opts.label_smoothing))
         .init::<B>(device);
     let steps_per_epoch = train.len().div_ceil(opts.batch_size);
+    let shards = opts.shards();
     let first_epoch = state.epochs_done;
     let mut images_this_run = 0usize;
     let mut seconds_this_run = 0.0;
@@ -219,15 +233,15 @@ pub fn train<B: AutodiffBackend>(
         );
         let t0 = Instant::now();
         let mut loss_sum = 0.0;
-        for idx in order.chunks(opts.batch_size) {
+        for (step, idx) in order.chunks(opts.batch_size).enumerate() {
             let (x, a) = train.batch::<B>(idx, m, device)?;
             let y: Vec<i64> = idx.iter().map(|&i| train.targets[i] as i64).collect();
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [idx.len()]), device);
-            let logits = model.forward(x, a);
-            let loss = loss_fn.forward(logits, y);
-            loss_sum += loss.clone().into_scalar().elem::<f64>() * idx.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(opts.lr, model, grads);
+            // Masks depend only on (seed, epoch, step, shard): resumed runs repeat them exactly.
+            let step_seed = opts.seed ^ ((epoch as u64) << 40) ^ ((step as u64) << 8);
+            let value;
+            (model, value) = train_step(model, &mut optim, &loss_fn, (x, a, y), shards, step_seed, opts.lr)?;
+            loss_sum += value as f64 * idx.len() as f64;
             bar.inc(1);
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -277,6 +291,27 @@ pub fn train<B: AutodiffBackend>(
         epochs_run: opts.epochs.saturating_sub(first_epoch),
     };
     Ok((inner, outcome))
+}
+
+/// One optimisation step: the batch `(features, assignment, targets)` split into `shards` whose
+/// forward and backward passes run side by side, gradients summed, then Adam. Returns the
+/// updated model and the batch's mean loss.
+pub fn train_step<B, O>(
+    model: Vit<B>,
+    optim: &mut O,
+    loss_fn: &CrossEntropyLoss<B>,
+    (x, a, y): (Tensor<B, 3>, Option<Tensor<B, 3>>, Tensor<B, 1, Int>),
+    shards: usize,
+    seed: u64,
+    lr: f64,
+) -> Result<(Vit<B>, f32)>
+where
+    B: AutodiffBackend,
+    O: Optimizer<Vit<B>, B>,
+{
+    let loss = |logits, y| loss_fn.forward(logits, y);
+    let (grads, value) = data_parallel_grads(&model, split_batch(x, a, y, shards), &loss, seed)?;
+    Ok((optim.step(lr, model, grads), value))
 }
 
 /// A progress bar with ETA on stderr, or a hidden one.

@@ -1,0 +1,169 @@
+//! `paca-fer bench pipeline` and `bench frames`: end-to-end frame rate, latency and stage times
+//! of the runtime over recorded 640×480 frames, and the generator of those frames.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::args::{BenchFramesArgs, BenchPipelineArgs};
+use super::data_cmd::open_dataset;
+use super::print_json;
+use super::run_cmd::{choose_model, load_detector, percentile, run_options};
+use crate::backend::Cpu;
+use crate::classify::Classifier;
+use crate::config::Config;
+use crate::data::load_face;
+use crate::pipeline::frames::shot;
+use crate::pipeline::output::{OutputOptions, Outputs};
+use crate::pipeline::source::{input_opener, paced};
+use crate::pipeline::{RunSummary, run_pipeline};
+
+/// One timed pass of the pipeline as JSON.
+fn pass(
+    a: &BenchPipelineArgs,
+    config: &Config,
+    dir: &Path,
+    detect_async: bool,
+    fps_in: Option<f64>,
+) -> Result<Value> {
+    let classifier = Classifier::<Cpu>::load(dir, &Default::default())?;
+    let width = a.detect_width.unwrap_or(config.run.detect_width);
+    let detector = load_detector(width)?;
+    let mut opts = run_options(config, None, true);
+    opts.detect_async = detect_async;
+    let mut outputs = Outputs::new(OutputOptions::default())?;
+    // Warm-up on the first frames is part of the numbers: a user sees it too.
+    let mut opener = input_opener(&a.input, Some(a.loops.max(1)))?;
+    if let Some(f) = fps_in {
+        opener = paced(opener, f);
+    }
+    let s: RunSummary = run_pipeline(opener, false, detector, classifier, opts, &mut outputs)?;
+    let n = s.frames_out.max(1) as f64;
+    let t = &s.stage_totals;
+    Ok(json!({
+        "frames": s.frames_out,
+        "fps": s.fps,
+        "p50_ms": percentile(&s.service, 0.5),
+        "p95_ms": percentile(&s.service, 0.95),
+        "latency_p50_ms": percentile(&s.latencies, 0.5),
+        "latency_p95_ms": percentile(&s.latencies, 0.95),
+        "faces_per_frame": s.faces as f64 / n,
+        "stages": {
+            "detect": t.detect / n,
+            "crop": t.crop / n,
+            "embed": t.embed / n,
+            "cluster": t.cluster / n,
+            "model": t.model / n,
+        },
+        "detect_width": width,
+        "detect_async": detect_async,
+        "source_fps": fps_in,
+        "skipped": s.skipped,
+    }))
+}
+
+/// Runs `bench pipeline`: the live configuration (detector on its own thread) and the recorded
+/// one (detector on every frame, on the frame's path), both over every frame of `--input`.
+pub fn pipeline(a: &BenchPipelineArgs, config: &Config, json: bool) -> Result<()> {
+    let (dir, why) = choose_model(&a.model, &None, None, None, config)?;
+    log::info!("model {}: {why}", dir.display());
+    // Throughput: frames as fast as the pipeline takes them. Latency: frames at the camera's
+    // rate, so the numbers are what a viewer sees rather than time spent in full queues.
+    let unpaced = pass(a, config, &dir, true, None)?;
+    let paced_run = pass(a, config, &dir, true, Some(a.source_fps))?;
+    let sync = pass(a, config, &dir, false, None)?;
+    let mut live = json!({
+        "frames": unpaced["frames"],
+        "fps": unpaced["fps"],
+        "detect_width": unpaced["detect_width"],
+    });
+    for key in [
+        "p50_ms",
+        "p95_ms",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "stages",
+        "faces_per_frame",
+    ] {
+        live[key] = paced_run[key].clone();
+    }
+    live["source_fps"] = json!(a.source_fps);
+    live["unpaced"] = unpaced;
+    live["paced"] = paced_run;
+    live["sync"] = sync;
+    live["model"] = json!(dir.display().to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    live["cores"] = json!(cores);
+    if json {
+        print_json(&live)
+    } else {
+        for (name, v) in [
+            ("live, as fast as possible", &live["unpaced"]),
+            ("live, source at camera rate", &live["paced"]),
+            ("every frame detected", &live["sync"]),
+        ] {
+            println!(
+                "{name}: {} frames, {:.1} FPS, processing p50 {:.1} ms p95 {:.1} ms, latency p50 {:.1} ms p95 {:.1} ms; stages (ms) {}",
+                v["frames"],
+                v["fps"].as_f64().unwrap_or(0.0),
+                v["p50_ms"].as_f64().unwrap_or(0.0),
+                v["p95_ms"].as_f64().unwrap_or(0.0),
+                v["latency_p50_ms"].as_f64().unwrap_or(0.0),
+                v["latency_p95_ms"].as_f64().unwrap_or(0.0),
+                v["stages"]
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Runs `bench frames`: 640×480 frames, each with one face of the dataset's first split at a
+/// seeded random place, and `boxes.json` mapping each file to its face box.
+pub fn frames(a: &BenchFramesArgs, config: &Config, json: bool) -> Result<()> {
+    if a.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let ds = open_dataset(&a.source, config)?;
+    let split = ["valid", "test", "all", "train"]
+        .iter()
+        .find(|s| ds.splits.contains_key(**s))
+        .copied()
+        .unwrap_or("train");
+    let samples = ds.split(split)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}: cannot create", a.out.display()))?;
+    // Like a webcam: each face stays for a shot of `shot` frames, drifting a few pixels a frame.
+    let shots = a.count.div_ceil(a.shot.max(1));
+    let stride = (samples.len() / shots).max(1);
+    let mut boxes = serde_json::Map::new();
+    let mut made = 0usize;
+    for (i, s) in samples.iter().step_by(stride).enumerate() {
+        if made == a.count {
+            break;
+        }
+        let Ok(face) = load_face(&s.path, 48) else {
+            log::warn!("skipping {}: not decodable", s.path.display());
+            continue;
+        };
+        let seed = a.seed.wrapping_add(i as u64);
+        for (frame, b) in shot(&face, a.face_px, seed, a.shot.max(1).min(a.count - made)) {
+            let name = format!("frame_{made:04}.png");
+            frame
+                .save(a.out.join(&name))
+                .with_context(|| format!("writing {}", a.out.join(&name).display()))?;
+            boxes.insert(
+                name,
+                json!({ "box": b, "source": s.path.display().to_string(), "label": s.label.name() }),
+            );
+            made += 1;
+        }
+    }
+    std::fs::write(a.out.join("boxes.json"), serde_json::to_string_pretty(&boxes)?)
+        .with_context(|| format!("writing {}", a.out.join("boxes.json").display()))?;
+    if json {
+        print_json(&json!({ "frames": made, "out": a.out.display().to_string() }))
+    } else {
+        println!("{made} frames in {}", a.out.display());
+        Ok(())
+    }
+}

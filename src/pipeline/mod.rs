@@ -1,0 +1,20 @@
+//! The live runtime: frames from a source → face detection and crop → classification and
+//! smoothing → overlay, JSONL and PNG outputs, in four threads joined by bounded channels.
+//!
+//! Live sources (cameras) use lossy lanes that drop the oldest frame instead of queueing, so
+//! what is shown is always current; recorded inputs use blocking lanes so every frame is
+//! processed, in order, and the JSONL output is reproducible.
+
+#[cfg(feature = "camera")]
+pub mod camera;
+pub mod channel;
+pub mod frames;
+pub mod output;
+pub mod overlay;
+mod runner;
+pub mod source;
+pub mod track;
+#[cfg(feature = "window")]
+pub mod window;
+
+pub use runner::{FaceResult, FrameResult, RetryPolicy, RunOptions, RunSummary, StageMs, run_pipeline};

@@ -1,0 +1,454 @@
+//! The live runtime end to end on real faces: FER+ faces placed into 640×480 frames go through
+//! detection, crop, embedding, clustering and the ViT; JSONL lines come out one per frame in
+//! input order; faulty, stalling and endless live sources are survived or ended cleanly.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use paca_fer::backend::Cpu;
+use paca_fer::classify::Classifier;
+use paca_fer::data::{Dataset, Layout, load_face};
+use paca_fer::face::{DEFAULT_MODEL_PATH, DetectorConfig, FaceDetector};
+use paca_fer::model::embed::EmbedderKind;
+use paca_fer::model::{Assignment, AttentionKind, ModelConfig, Vit, save_model};
+use paca_fer::pipeline::frames::shot;
+use paca_fer::pipeline::output::{OutputOptions, Outputs};
+use paca_fer::pipeline::source::{FrameSource, SourceError, SourceOpener};
+use paca_fer::pipeline::{RetryPolicy, RunOptions, run_pipeline};
+use paca_fer::train::metrics::compute;
+use paca_fer::train::run::ModelMeta;
+use serde_json::Value;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small, randomly initialised k-means/k=2 model on MobileNetV2 features, saved once.
+fn model_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ModelConfig::new(96)
+            .with_d_model(32)
+            .with_heads(2)
+            .with_depth(2)
+            .with_attention(AttentionKind::PatchToCluster {
+                clusters: 2,
+                assignment: Assignment::Hard,
+            });
+        let model: Vit<Cpu> = cfg.init(&Default::default()).unwrap();
+        save_model(dir.path(), &model, &cfg).unwrap();
+        let meta = ModelMeta {
+            embedder: EmbedderKind::MobileNetV2,
+            method: "kmeans".into(),
+            k: 2,
+            cluster_seed: 0,
+            metrics: compute(&[0, 1], &[0, 1]),
+            data: "none (random weights)".into(),
+            embedder_weights: Some(
+                manifest()
+                    .join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors")
+                    .display()
+                    .to_string(),
+            ),
+        };
+        std::fs::write(
+            dir.path().join("meta.json"),
+            serde_json::to_string(&meta).unwrap(),
+        )
+        .unwrap();
+        dir
+    })
+    .path()
+}
+
+/// `n` frames of one FER+ face drifting in a 640×480 frame, written as PNGs; returns the boxes.
+fn ferplus_frames(dir: &Path, n: usize) -> Option<Vec<[u32; 4]>> {
+    let root = common::ferplus()?;
+    let ds = Dataset::open(&root, Layout::FerPlus).unwrap();
+    let sample = &ds.split("valid").unwrap()[7];
+    let face = load_face(&sample.path, 48).unwrap();
+    let frames = shot(&face, 192, 1, n);
+    for (i, (f, _)) in frames.iter().enumerate() {
+        f.save(dir.join(format!("f{i:03}.png"))).unwrap();
+    }
+    Some(frames.into_iter().map(|(_, b)| b).collect())
+}
+
+fn iou(a: &[f64], b: &[u32; 4]) -> f64 {
+    let (bx, by, bw, bh) = (b[0] as f64, b[1] as f64, b[2] as f64, b[3] as f64);
+    let ix = (a[0] + a[2]).min(bx + bw) - a[0].max(bx);
+    let iy = (a[1] + a[3]).min(by + bh) - a[1].max(by);
+    if ix <= 0.0 || iy <= 0.0 {
+        return 0.0;
+    }
+    ix * iy / (a[2] * a[3] + bw * bh - ix * iy)
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_paca-fer"));
+    c.current_dir(manifest());
+    c
+}
+
+#[test]
+fn headless_run_writes_one_line_per_frame_in_order_with_the_face_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(truth) = ferplus_frames(dir.path(), 8) else {
+        return;
+    };
+    std::fs::write(dir.path().join("f003b.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    let jsonl = dir.path().join("out.jsonl");
+    let annotated = dir.path().join("annotated");
+    let out = bin()
+        .args(["--json", "run", "--headless", "--detect-width", "320", "--input"])
+        .arg(dir.path())
+        .arg("--model")
+        .arg(model_dir())
+        .arg("--jsonl")
+        .arg(&jsonl)
+        .arg("--save-annotated")
+        .arg(&annotated)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["frames_out"], 8, "{summary}");
+    assert_eq!(summary["skipped"], 1, "{summary}");
+    assert_eq!(summary["dropped"], 0, "recorded input never drops frames");
+    assert_eq!(
+        (summary["method"].as_str(), summary["k"].as_u64()),
+        (Some("kmeans"), Some(2))
+    );
+
+    let lines: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Input order: f000..f003, f003b (corrupt, skipped), f004..f007.
+    let frames: Vec<u64> = lines.iter().map(|l| l["frame"].as_u64().unwrap()).collect();
+    assert_eq!(frames, vec![0, 1, 2, 3, 5, 6, 7, 8]);
+    let mut found = 0;
+    for (line, gt) in lines.iter().zip(&truth) {
+        assert_eq!(line["method"], "kmeans");
+        assert!(line["t_ms"].as_f64().unwrap() >= 0.0);
+        for f in line["faces"].as_array().unwrap() {
+            let probs = f["probs"].as_object().unwrap();
+            assert_eq!(probs.len(), 8);
+            let sum: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
+            assert!((sum - 1.0).abs() < 1e-3, "{f}");
+            let best = probs
+                .iter()
+                .max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap()))
+                .unwrap()
+                .0;
+            assert_eq!(f["label"].as_str().unwrap(), best);
+        }
+        let boxes: Vec<Vec<f64>> = line["faces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f["box"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect()
+            })
+            .collect();
+        if boxes.iter().any(|b| iou(b, gt) >= 0.5) {
+            found += 1;
+        }
+    }
+    assert!(found >= 6, "face found in only {found} of 8 frames");
+
+    let pngs: Vec<_> = std::fs::read_dir(&annotated).unwrap().flatten().collect();
+    assert_eq!(pngs.len(), 8);
+    let first = image::open(annotated.join("frame_000000.png")).unwrap().to_rgb8();
+    let raw = image::open(dir.path().join("f000.png")).unwrap().to_rgb8();
+    assert_eq!(first.dimensions(), (640, 480));
+    let changed = first.pixels().zip(raw.pixels()).filter(|(a, b)| a != b).count();
+    assert!(changed > 2_000, "overlay changed only {changed} pixels");
+}
+
+#[test]
+fn bad_run_inputs_fail_with_a_clear_message() {
+    let out = bin()
+        .args(["run", "--headless", "--input", "/nonexistent/frames", "--model"])
+        .arg(model_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/frames") && err.contains("no such"),
+        "{err}"
+    );
+
+    let out = bin()
+        .args([
+            "run",
+            "--headless",
+            "--input",
+            "README.md",
+            "--model",
+            "/nonexistent/model",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/model"), "{err}");
+}
+
+#[cfg(feature = "camera")]
+#[test]
+fn a_missing_camera_suggests_input() {
+    let out = bin()
+        .args(["run", "--headless", "--camera", "57", "--model"])
+        .arg(model_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("camera 57") && err.contains("--input"), "{err}");
+}
+
+/// A live source scripted frame by frame.
+struct Scripted {
+    steps: Vec<Step>,
+    pos: usize,
+}
+
+#[derive(Clone)]
+enum Step {
+    Frame(RgbImage),
+    Fault,
+    Gone,
+    Stall,
+    Endless(RgbImage),
+}
+
+impl FrameSource for Scripted {
+    fn next_frame(&mut self) -> Result<Option<RgbImage>, SourceError> {
+        let step = self.steps.get(self.pos).cloned();
+        self.pos += 1;
+        match step {
+            None => Ok(None),
+            Some(Step::Frame(f)) => Ok(Some(f)),
+            Some(Step::Fault) => Err(SourceError::Transient("scripted read failure".into())),
+            Some(Step::Gone) => Err(SourceError::Gone("scripted unplug".into())),
+            Some(Step::Stall) => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            Some(Step::Endless(f)) => {
+                self.pos -= 1;
+                std::thread::sleep(Duration::from_millis(2));
+                Ok(Some(f))
+            }
+        }
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn describe(&self) -> String {
+        "scripted camera".into()
+    }
+}
+
+fn opener(steps: Vec<Step>) -> SourceOpener {
+    Box::new(move || Ok(Box::new(Scripted { steps, pos: 0 }) as Box<dyn FrameSource>))
+}
+
+fn models() -> (FaceDetector<Cpu>, Classifier<Cpu>) {
+    let det = FaceDetector::load(
+        &manifest().join(DEFAULT_MODEL_PATH),
+        DetectorConfig {
+            width: 160,
+            ..DetectorConfig::default()
+        },
+    )
+    .unwrap();
+    let clf = Classifier::<Cpu>::load(model_dir(), &Default::default()).unwrap();
+    (det, clf)
+}
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial: Duration::from_millis(5),
+        max: Duration::from_millis(40),
+        give_up: Duration::from_millis(800),
+    }
+}
+
+fn headless() -> Outputs {
+    Outputs::new(OutputOptions::default()).unwrap()
+}
+
+fn frame(v: u8) -> RgbImage {
+    RgbImage::from_pixel(320, 240, image::Rgb([v, v / 2, 255 - v]))
+}
+
+#[test]
+fn faults_empty_and_resized_frames_are_survived_then_a_lost_source_ends_the_run() {
+    let (det, clf) = models();
+    let steps = vec![
+        Step::Frame(frame(10)),
+        Step::Fault,
+        Step::Fault,
+        Step::Frame(RgbImage::new(0, 0)),
+        Step::Frame(frame(20)),
+        Step::Frame(RgbImage::from_pixel(64, 48, image::Rgb([1, 2, 3]))),
+        Step::Fault,
+        Step::Frame(frame(30)),
+        Step::Gone,
+        Step::Frame(frame(40)),
+    ];
+    let opts = RunOptions {
+        retry: quick_retry(),
+        ..RunOptions::default()
+    };
+    let s = run_pipeline(opener(steps), true, det, clf, opts, &mut headless()).unwrap();
+    assert_eq!(s.faults, 4, "{s:?}");
+    assert_eq!(s.frames_in, 4);
+    assert_eq!(s.frames_out + s.dropped, 4);
+    assert!(s.source_error.as_deref().unwrap().contains("unplug"), "{s:?}");
+}
+
+#[test]
+fn a_source_failing_for_too_long_is_given_up() {
+    let (det, clf) = models();
+    let steps: Vec<Step> = std::iter::once(Step::Frame(frame(5)))
+        .chain(std::iter::repeat_n(Step::Fault, 10_000))
+        .collect();
+    let opts = RunOptions {
+        retry: quick_retry(),
+        ..RunOptions::default()
+    };
+    let t = Instant::now();
+    let s = run_pipeline(opener(steps), true, det, clf, opts, &mut headless()).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(s.faults >= 5, "backed off and retried: {s:?}");
+    assert!(s.source_error.as_deref().unwrap().contains("giving up"), "{s:?}");
+}
+
+#[test]
+fn a_stalled_source_is_detected_and_the_run_ends() {
+    let (det, clf) = models();
+    let steps = vec![Step::Frame(frame(1)), Step::Frame(frame(2)), Step::Stall];
+    let opts = RunOptions {
+        retry: RetryPolicy {
+            give_up: Duration::from_millis(1500),
+            ..quick_retry()
+        },
+        ..RunOptions::default()
+    };
+    let t = Instant::now();
+    let s = run_pipeline(opener(steps), true, det, clf, opts, &mut headless()).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert_eq!(s.frames_out, 2);
+    assert!(s.source_error.as_deref().unwrap().contains("stalled"), "{s:?}");
+}
+
+#[test]
+fn a_fast_live_source_drops_stale_frames_and_stops_cleanly() {
+    let (det, clf) = models();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RunOptions {
+        stop: Arc::clone(&stop),
+        retry: quick_retry(),
+        ..RunOptions::default()
+    };
+    let stopper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let t = Instant::now();
+    let s = run_pipeline(
+        opener(vec![Step::Endless(frame(77))]),
+        true,
+        det,
+        clf,
+        opts,
+        &mut headless(),
+    )
+    .unwrap();
+    stopper.join().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(s.source_error.is_none());
+    assert!(s.frames_out > 0);
+    // The source outpaces detection (~2 ms per frame vs tens of ms): frames must be dropped,
+    // and what is queued never exceeds the lanes' capacity.
+    assert!(s.dropped > 0, "{s:?}");
+    assert!(s.frames_in - s.frames_out - s.dropped <= 6, "{s:?}");
+}
+
+#[test]
+fn async_detection_uses_the_latest_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(truth) = ferplus_frames(dir.path(), 30) else {
+        return;
+    };
+    let (det, clf) = models();
+    let frames: Vec<Step> = (0..30)
+        .map(|i| {
+            Step::Frame(
+                image::open(dir.path().join(format!("f{i:03}.png")))
+                    .unwrap()
+                    .to_rgb8(),
+            )
+        })
+        .collect();
+    // Paced like a camera so the detector keeps up.
+    let src = paca_fer::pipeline::source::paced(opener(frames), 20.0);
+    let opts = RunOptions {
+        detect_async: true,
+        retry: quick_retry(),
+        ..RunOptions::default()
+    };
+    let jsonl = dir.path().join("async.jsonl");
+    let mut out = Outputs::new(OutputOptions {
+        jsonl: Some(jsonl.display().to_string()),
+        ..OutputOptions::default()
+    })
+    .unwrap();
+    let s = run_pipeline(src, false, det, clf, opts, &mut out).unwrap();
+    assert_eq!(s.frames_out, 30);
+    assert_eq!(s.stage_totals.detect, 0.0, "detection is off the per-frame path");
+    // Boxes come from a detection a frame or two old; the face drifts ≤ 3 px per frame, so
+    // they still overlap the face in the frame they are applied to.
+    let hits = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| {
+            let gt = &truth[l["frame"].as_u64().unwrap() as usize];
+            l["faces"].as_array().unwrap().iter().any(|f| {
+                let b: Vec<f64> = f["box"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
+                iou(&b, gt) >= 0.5
+            })
+        })
+        .count();
+    assert!(hits >= 20, "face found in only {hits} of 30 frames");
+}
