@@ -3,8 +3,12 @@
 #   build-essential, pkg-config: C parts of dependencies
 #   libclang-dev: nokhwa's V4L2 bindings (camera feature)
 #   nasm: SIMD JPEG decoding in nokhwa (optional, faster MJPEG)
+# With --x11 also: xvfb, x11-apps (virtual display and screen grab for scripts/xvfb_check.py).
 set -euo pipefail
 pkgs=(build-essential pkg-config libclang-dev nasm)
+if [ "${1:-}" = "--x11" ]; then
+  pkgs+=(xvfb x11-apps)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -94,6 +94,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Training threads: each batch is split into this many shards (0 = one per core).
     pub threads: usize,
+    /// Label smoothing of the cross-entropy, in [0, 1).
+    pub label_smoothing: f32,
+    /// Learning-rate schedule: "constant" (the study) or "cosine" (decay to 0 over the run).
+    pub lr_schedule: String,
 }
 
 /// Patch clustering.
@@ -268,6 +272,15 @@ impl Config {
         }
         if self.train.epochs == 0 {
             return bad("train.epochs", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.train.label_smoothing) {
+            return bad("train.label_smoothing", "must be in [0, 1)".into());
+        }
+        if !matches!(self.train.lr_schedule.as_str(), "constant" | "cosine") {
+            return bad(
+                "train.lr_schedule",
+                format!("'{}' is not \"constant\" or \"cosine\"", self.train.lr_schedule),
+            );
         }
         if self.train.batch_size == 0 {
             return bad("train.batch_size", "must be at least 1".into());

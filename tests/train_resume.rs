@@ -56,6 +56,7 @@ fn resume_matches_uninterrupted_and_model_round_trips() {
         lr: 1e-3,
         seed: 3,
         label_smoothing: 0.0,
+        cosine: false,
         checkpoint_dir: dir.path().join(sub),
         resume,
         progress: false,

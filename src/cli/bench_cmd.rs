@@ -81,6 +81,7 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
             lr: config.train.lr,
             seed: 0,
             label_smoothing: 0.0,
+            cosine: false,
             checkpoint_dir: Default::default(),
             resume: false,
             progress: false,

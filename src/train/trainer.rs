@@ -91,6 +91,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Label smoothing of the cross-entropy (0 = none).
     pub label_smoothing: f32,
+    /// Decay the learning rate to 0 along a half cosine over all steps (else constant).
+    pub cosine: bool,
     /// Folder for this run's checkpoints.
     pub checkpoint_dir: PathBuf,
     /// Continue from the newest checkpoint in `checkpoint_dir`.
@@ -103,6 +105,15 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
+    /// Learning rate of global step `step` of `total`.
+    pub fn lr_at(&self, step: usize, total: usize) -> f64 {
+        if !self.cosine || total == 0 {
+            return self.lr;
+        }
+        let t = step.min(total) as f64 / total as f64;
+        0.5 * self.lr * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+
     /// Shards per step: `threads`, or the number of cores when it is 0.
     pub fn shards(&self) -> usize {
         match self.threads {
@@ -239,8 +250,9 @@ pub fn train<B: AutodiffBackend>(
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [idx.len()]), device);
             // Masks depend only on (seed, epoch, step, shard): resumed runs repeat them exactly.
             let step_seed = opts.seed ^ ((epoch as u64) << 40) ^ ((step as u64) << 8);
+            let lr = opts.lr_at(epoch * steps_per_epoch + step, opts.epochs * steps_per_epoch);
             let value;
-            (model, value) = train_step(model, &mut optim, &loss_fn, (x, a, y), shards, step_seed, opts.lr)?;
+            (model, value) = train_step(model, &mut optim, &loss_fn, (x, a, y), shards, step_seed, lr)?;
             loss_sum += value as f64 * idx.len() as f64;
             bar.inc(1);
         }
@@ -327,4 +339,34 @@ pub fn progress_bar(show: bool, len: u64, msg: &str) -> ProgressBar {
     );
     bar.set_message(msg.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(cosine: bool) -> TrainOptions {
+        TrainOptions {
+            epochs: 3,
+            batch_size: 8,
+            lr: 1e-3,
+            seed: 0,
+            label_smoothing: 0.0,
+            cosine,
+            checkpoint_dir: PathBuf::new(),
+            resume: false,
+            progress: false,
+            threads: 1,
+        }
+    }
+
+    #[test]
+    fn cosine_schedule_starts_at_lr_halves_midway_and_ends_at_zero() {
+        let o = opts(true);
+        assert_eq!(o.lr_at(0, 100), 1e-3);
+        assert!((o.lr_at(50, 100) - 5e-4).abs() < 1e-12);
+        assert!(o.lr_at(100, 100).abs() < 1e-12);
+        assert!((1..100).all(|s| o.lr_at(s, 100) < o.lr_at(s - 1, 100)));
+        assert_eq!(opts(false).lr_at(70, 100), 1e-3);
+    }
 }
