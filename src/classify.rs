@@ -69,7 +69,7 @@ fn find_weights(dir: &Path, meta: &ModelMeta) -> Option<PathBuf> {
     if let Some(p) = &meta.embedder_weights {
         candidates.push(PathBuf::from(p));
     }
-    candidates.push(Path::new("models/embedders").join(&file));
+    candidates.push(crate::assets::locate(&Path::new("models/embedders").join(&file)));
     candidates.into_iter().find(|p| p.is_file())
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: frame → face → patches → embeddings → clusters → logits → label.
 
+pub mod assets;
 pub mod backend;
 pub mod classify;
 pub mod cli;

@@ -16,7 +16,8 @@ use crate::labels::Emotion;
 use crate::train::metrics;
 
 fn model_dir(flag: &Option<PathBuf>) -> PathBuf {
-    flag.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
+    flag.clone()
+        .unwrap_or_else(|| crate::assets::locate(Path::new(DEFAULT_MODEL)))
 }
 
 /// Runs `eval`: accuracy, macro-F1, per-class accuracy and confusion on one split.

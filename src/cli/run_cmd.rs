@@ -33,6 +33,18 @@ pub fn choose_model(
     if let Some(m) = model {
         return Ok((m.clone(), format!("--model {}", m.display())));
     }
+    let default = crate::assets::locate(Path::new(DEFAULT_MODEL));
+    // The shipped model, when it was trained for the chosen cell, beats the sweep's short run.
+    let default_for = |method: &str, k: usize| -> Option<(PathBuf, String)> {
+        let meta: crate::train::run::ModelMeta =
+            serde_json::from_str(&std::fs::read_to_string(default.join("meta.json")).ok()?).ok()?;
+        (meta.method == method && meta.k == k).then(|| {
+            (
+                default.clone(),
+                format!("the shipped default model, trained for {method} k={k}"),
+            )
+        })
+    };
     let results = results_path(&None).ok();
     if let Some(results) = &results {
         let budget = budget_ms.unwrap_or(config.run.budget_ms);
@@ -41,6 +53,11 @@ pub fn choose_model(
             let hit = s.candidates.iter().find(|c| {
                 method.as_ref().is_none_or(|m| &c.method == m) && k.is_none_or(|k| c.k == k) && c.available
             });
+            if let Some(c) = hit
+                && let Some((dir, why)) = default_for(&c.method, c.k)
+            {
+                return Ok((dir, format!("--method/--k override: {why}")));
+            }
             return match hit {
                 Some(c) => Ok((
                     PathBuf::from(&c.model_dir),
@@ -65,6 +82,9 @@ pub fn choose_model(
                 ),
             };
         }
+        if let Some((dir, why)) = default_for(&s.chosen.method, s.chosen.k) {
+            return Ok((dir, format!("{}; using {why}", s.reason)));
+        }
         if s.chosen.available {
             return Ok((PathBuf::from(&s.chosen.model_dir), s.reason));
         }
@@ -73,10 +93,13 @@ pub fn choose_model(
             results.display()
         );
     } else if method.is_some() || k.is_some() {
+        if let Some(found) = method.as_deref().zip(k).and_then(|(m, k)| default_for(m, k)) {
+            return Ok(found);
+        }
         bail!("--method/--k choose among sweep results, and none were found under train/results/");
     }
     Ok((
-        PathBuf::from(DEFAULT_MODEL),
+        crate::assets::locate(Path::new(DEFAULT_MODEL)),
         "the shipped default model".to_string(),
     ))
 }
@@ -87,7 +110,10 @@ pub fn load_detector(width: u32) -> Result<FaceDetector<Cpu>> {
         width,
         ..DetectorConfig::default()
     };
-    Ok(FaceDetector::load(Path::new(DEFAULT_MODEL_PATH), cfg)?)
+    Ok(FaceDetector::load(
+        &crate::assets::locate(Path::new(DEFAULT_MODEL_PATH)),
+        cfg,
+    )?)
 }
 
 /// Pipeline options from the config and flags.

@@ -1,6 +1,6 @@
 //! `paca-fer train`: one cell or the whole sweep.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -41,7 +41,7 @@ pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
         .with_context(|| format!("--embedder: '{embedder_name}'"))?;
     let embedder_weights = match (&a.embedder_weights, embedder) {
         (Some(p), _) => Some(p.clone()),
-        (None, EmbedderKind::MobileNetV2) => Some(PathBuf::from(MOBILENET_WEIGHTS)),
+        (None, EmbedderKind::MobileNetV2) => Some(crate::assets::locate(Path::new(MOBILENET_WEIGHTS))),
         _ => None,
     };
     let mut epochs = a.epochs.unwrap_or(config.train.epochs);
