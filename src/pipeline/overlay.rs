@@ -165,7 +165,13 @@ pub fn draw(img: &mut RgbImage, faces: &[FaceView], hud: &Hud, show_clusters: bo
         label(img, x, ty, scale, color, &text);
         draw_bars(img, f, x, y, w, scale);
     }
-    let mut status = format!("{:.1} FPS  {} k={}", hud.fps, hud.method, hud.k);
+    // No rate until two frames have been shown (a single image shows none).
+    let fps = if hud.fps > 0.0 {
+        format!("{:.1} FPS  ", hud.fps)
+    } else {
+        String::new()
+    };
+    let mut status = format!("{fps}{} k={}", hud.method, hud.k);
     if hud.dropped > 0 {
         status.push_str(&format!("  dropped {}", hud.dropped));
     }
