@@ -187,7 +187,7 @@ impl<B: Backend> Classifier<B> {
             .map(|(i, row)| {
                 let mut probs = [0f32; NUM_CLASSES];
                 probs.copy_from_slice(row);
-                let best = (0..NUM_CLASSES).fold(0, |b, c| if probs[c] > probs[b] { c } else { b });
+                let best = crate::labels::argmax(&probs);
                 Prediction {
                     label: Emotion::ALL[best],
                     probs,

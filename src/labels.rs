@@ -30,6 +30,11 @@ pub enum Emotion {
 /// Number of emotion classes: the width of every logit vector.
 pub const NUM_CLASSES: usize = 8;
 
+/// Index of the largest score (the first one on ties; 0 for an empty slice): the predicted class.
+pub fn argmax(scores: &[f32]) -> usize {
+    (0..scores.len()).fold(0, |b, c| if scores[c] > scores[b] { c } else { b })
+}
+
 impl Emotion {
     /// All classes in logit order.
     pub const ALL: [Emotion; NUM_CLASSES] = [

@@ -7,7 +7,7 @@ use font8x8::legacy::BASIC_LEGACY;
 use image::{Rgb, RgbImage};
 
 use crate::face::{CropSquare, DEFAULT_MARGIN, FACE_SIZE, FaceBox};
-use crate::labels::{Emotion, NUM_CLASSES};
+use crate::labels::{Emotion, NUM_CLASSES, argmax};
 use crate::patch::NUM_PATCHES;
 
 /// Colour of each emotion's box and bar (anger … surprise).
@@ -151,7 +151,7 @@ pub fn draw(img: &mut RgbImage, faces: &[FaceView], hud: &Hud, show_clusters: bo
         if show_clusters {
             tint_clusters(img, f, align);
         }
-        let best = (0..NUM_CLASSES).fold(0, |b, c| if f.probs[c] > f.probs[b] { c } else { b });
+        let best = argmax(&f.probs);
         let color = EMOTION_COLORS[best];
         let (x, y) = (f.bbox.x.round() as i64, f.bbox.y.round() as i64);
         let (w, h) = (f.bbox.w.round() as i64, f.bbox.h.round() as i64);

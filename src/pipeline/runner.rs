@@ -388,8 +388,7 @@ fn classify(
             .map(|((b, p), s)| FaceResult {
                 bbox: *b,
                 probs: s.probs,
-                label: Emotion::ALL
-                    [(0..NUM_CLASSES).fold(0, |m, i| if s.probs[i] > s.probs[m] { i } else { m })],
+                label: Emotion::ALL[crate::labels::argmax(&s.probs)],
                 track: s.track,
                 clusters: p.clusters,
             })

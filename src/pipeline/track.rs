@@ -159,7 +159,7 @@ mod tests {
     }
 
     fn argmax(p: &[f32; NUM_CLASSES]) -> usize {
-        (0..NUM_CLASSES).fold(0, |b, c| if p[c] > p[b] { c } else { b })
+        crate::labels::argmax(p)
     }
 
     #[test]

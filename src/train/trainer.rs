@@ -162,13 +162,7 @@ pub fn predict<B: Backend>(
             .convert::<f32>()
             .to_vec()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        for row in v.chunks(cfg.n_classes) {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (i, &x)| if x > row[b] { i } else { b });
-            preds.push(best);
-        }
+        preds.extend(v.chunks(cfg.n_classes).map(crate::labels::argmax));
         probs.extend(v);
     }
     Ok((preds, probs))
