@@ -66,6 +66,9 @@ fn pass(
 /// Runs `bench pipeline`: the live configuration (detector on its own thread) and the recorded
 /// one (detector on every frame, on the frame's path), both over every frame of `--input`.
 pub fn pipeline(a: &BenchPipelineArgs, config: &Config, json: bool) -> Result<()> {
+    if !(a.source_fps.is_finite() && a.source_fps > 0.0) {
+        bail!("--source-fps {}: expected a frame rate above 0", a.source_fps);
+    }
     let (dir, why) = choose_model(&a.model, &None, None, None, config)?;
     log::info!("model {}: {why}", dir.display());
     // Throughput: frames as fast as the pipeline takes them. Latency: frames at the camera's
