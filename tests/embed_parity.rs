@@ -139,6 +139,53 @@ fn mobilenet_v2_matches_pytorch_on_ferplus_face() {
     );
 }
 
+#[test]
+fn mobilenet_v2_shifted_depthwise_path_matches_pytorch() {
+    // The training path (depthwise layers as nine shifted products) against the same PyTorch
+    // reference as the grouped-convolution path.
+    let Some(weights) = mobilenet_weights() else {
+        return;
+    };
+    let model = MobileNetV2Embedder::<B>::load(&weights, &NdArrayDevice::Cpu).unwrap();
+    let out = model.embed_shifted(fixture_tensor::<4>("input")).unwrap();
+    assert_parity("mobilenet_v2 shifted path", out, fixture_tensor("mobilenet_v2"));
+}
+
+#[test]
+fn shifted_depthwise_gradients_equal_grouped_convolution_gradients() {
+    // Both paths must give the same gradient with respect to the input and to the weights.
+    type A = burn::backend::Autodiff<B>;
+    let device = NdArrayDevice::Cpu;
+    let model = paca_fer::train::finetune::trainable(MobileNetV2Embedder::<A>::random(&device));
+    let x = Tensor::<A, 4>::random(
+        [2, 3, 96, 96],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let probe = Tensor::<A, 3>::random([2, 36, 96], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let grads_of = |shifted: bool| {
+        let x = x.clone().require_grad();
+        let out = if shifted {
+            model.embed_shifted(x.clone()).unwrap()
+        } else {
+            model.embed(x.clone()).unwrap()
+        };
+        let grads = (out * probe.clone()).sum().backward();
+        let gx = x.grad(&grads).unwrap();
+        // Block 3 has stride 2, block 5 stride 1.
+        let gw: Vec<_> = [3, 5]
+            .map(|b| model.depthwise_weight(b).unwrap().grad(&grads).unwrap())
+            .into();
+        (gx, gw)
+    };
+    let (gx_conv, gw_conv) = grads_of(false);
+    let (gx_shift, gw_shift) = grads_of(true);
+    assert_parity("input gradient", gx_shift, gx_conv);
+    for (i, (s, c)) in gw_shift.into_iter().zip(gw_conv).enumerate() {
+        assert_parity(&format!("depthwise weight gradient {i}"), s, c);
+    }
+}
+
 fn small_resnet(mode: ResNetMode) -> ResNetEmbedder<B> {
     let config = ResNetConfig::new()
         .with_mode(mode)

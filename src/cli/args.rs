@@ -30,6 +30,8 @@ pub enum Command {
     Data(DataCommand),
     /// Train one method/k or the whole sweep; writes results tables and models.
     Train(TrainArgs),
+    /// Train a model folder's MobileNetV2 trunk and ViT together on augmented faces.
+    Finetune(FinetuneArgs),
     /// Evaluate a trained model on a dataset split.
     Eval(EvalArgs),
     /// Classify already-cropped face images.
@@ -120,6 +122,56 @@ pub struct TrainArgs {
     /// Where trained models go.
     #[arg(long, default_value = "models", value_name = "DIR")]
     pub models_dir: PathBuf,
+    /// Compute device: cpu, or cuda (needs the `cuda` build feature and an NVIDIA driver).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// `finetune` flags.
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Training data (its train split; the valid/test split is evaluated after every epoch).
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Model folder to start from (patch-to-patch or learned-assignment, mobilenet_v2 embedder).
+    #[arg(long, default_value = "models/default", value_name = "DIR")]
+    pub init: PathBuf,
+    /// ImageNet MobileNetV2 weights for a starting model that has no fine-tuned trunk.
+    #[arg(long, value_name = "FILE")]
+    pub embedder_weights: Option<PathBuf>,
+    /// Model folder to write (config.json, model.mpk, embedder.mpk, meta.json, finetune.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Epochs.
+    #[arg(long, default_value_t = 12)]
+    pub epochs: usize,
+    /// Faces per step.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Peak Adam learning rate of the ViT.
+    #[arg(long, default_value_t = 3e-4)]
+    pub lr: f64,
+    /// Peak Adam learning rate of the MobileNetV2 trunk.
+    #[arg(long, default_value_t = 1e-4)]
+    pub embed_lr: f64,
+    /// Linear warm-up steps before the cosine decay.
+    #[arg(long, default_value_t = 300)]
+    pub warmup_steps: usize,
+    /// Label smoothing of the cross-entropy.
+    #[arg(long, default_value_t = 0.1)]
+    pub label_smoothing: f32,
+    /// Seed of shuffles, augmentations and stochastic depth.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Train on the faces as they are (no mirror, rotation, zoom, shift or jitter).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Wall-clock budget in minutes: after the first epoch, train only as many epochs as fit.
+    #[arg(long, value_name = "MINUTES")]
+    pub budget_min: Option<f64>,
+    /// Continue from the last checkpoint of this run (train/runs/<out name>-finetune).
+    #[arg(long)]
+    pub resume: bool,
     /// Compute device: cpu, or cuda (needs the `cuda` build feature and an NVIDIA driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,

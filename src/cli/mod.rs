@@ -4,6 +4,7 @@ mod args;
 mod bench_cmd;
 mod bench_pipeline;
 mod data_cmd;
+mod finetune_cmd;
 mod infer_cmd;
 mod run_cmd;
 mod select_cmd;
@@ -38,6 +39,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Data(a) => data_cmd::run(a, &config, cli.json),
         Command::Train(a) => train_cmd::run(a, &config, cli.json),
+        Command::Finetune(a) => finetune_cmd::run(a, &config, cli.json),
         Command::Eval(a) => infer_cmd::eval(a, &config, cli.json),
         Command::Predict(a) => infer_cmd::predict(a, &config, cli.json),
         Command::Select(a) => select_cmd::run(a, &config, cli.json),

@@ -24,7 +24,7 @@ pub const MODEL_FILE: &str = "model.mpk";
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
 
 /// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let err = |source| ModelError::Write {
         path: path.to_path_buf(),
         source,
@@ -142,13 +142,14 @@ fn check_structure<B: Backend>(record: &VitRecord<B>, config: &ModelConfig) -> R
 
 /// Every float parameter's dotted path and shape, in visiting order.
 #[derive(Default)]
-struct ParamShapes {
+pub(crate) struct ParamShapes {
     path: Vec<String>,
     shapes: Vec<(String, Vec<usize>)>,
 }
 
 impl ParamShapes {
-    fn of<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+    /// The dotted path and shape of every float parameter of `module`.
+    pub(crate) fn of<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
         let mut v = ParamShapes::default();
         module.visit(&mut v);
         v.shapes

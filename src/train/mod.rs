@@ -1,7 +1,9 @@
 //! Training: the sweep over clustering methods and k, the training loop, checkpoints, metrics and
 //! results tables.
 
+pub mod augment;
 pub mod checkpoint;
+pub mod finetune;
 pub mod metrics;
 pub mod plots;
 pub mod results;

@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, PadMode};
 
 use super::EmbedError;
 use super::weights::{ConvSpec, ParamSource};
@@ -71,5 +71,50 @@ impl<B: Backend> ConvBn<B> {
                 self.groups,
             ),
         )
+    }
+
+    /// The fused weight `[out, in / groups, k, k]`.
+    pub fn weight(&self) -> Tensor<B, 4> {
+        self.weight.val()
+    }
+
+    /// Whether this is a 3×3 depthwise convolution with padding 1 (the MobileNetV2 middle layer).
+    pub fn is_depthwise_3x3(&self) -> bool {
+        let [c_out, c_in_per_group, _, _] = self.weight.dims();
+        self.kernel == 3 && self.padding == 1 && self.groups == c_out && c_in_per_group == 1
+    }
+
+    /// Same result as [`Self::forward`], computing 3×3 depthwise layers as nine shifted,
+    /// per-channel-scaled copies of the input instead of a grouped convolution.
+    ///
+    /// Used when training the embedder: burn-cubecl computes the weight gradient of a grouped
+    /// convolution with one kernel launch per group (hundreds per layer), while these
+    /// element-wise products differentiate cheaply on any backend. Stride 2 is the stride-1
+    /// result sampled at even positions.
+    pub fn forward_shifted(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if !self.is_depthwise_3x3() || !matches!(self.stride, 1 | 2) {
+            return self.forward(x);
+        }
+        let [n, c, h, w] = x.dims();
+        let padded = x.pad((1, 1, 1, 1), PadMode::Constant(0.0));
+        let weight = self.weight.val().reshape([c, 9]);
+        let mut out = self.bias.val().reshape([1, c, 1, 1]);
+        for dy in 0..3 {
+            for dx in 0..3 {
+                let tap = weight.clone().narrow(1, dy * 3 + dx, 1).reshape([1, c, 1, 1]);
+                let window = padded.clone().narrow(2, dy, h).narrow(3, dx, w);
+                out = out + window * tap;
+            }
+        }
+        if self.stride == 1 {
+            return out;
+        }
+        // Keep rows and columns 0, 2, 4, … (heights and widths here are even).
+        let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
+        let out = out.pad((0, wo * 2 - w, 0, ho * 2 - h), PadMode::Constant(0.0));
+        out.reshape([n, c, ho, 2, wo, 2])
+            .narrow(3, 0, 1)
+            .narrow(5, 0, 1)
+            .reshape([n, c, ho, wo])
     }
 }

@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
@@ -21,6 +22,9 @@ use super::{EMBED_CHUNK, EmbedError, GRID, NUM_PATCHES, check_input, in_chunks};
 
 /// Output channels of the truncated MobileNetV2 (`features[13]`), i.e. the embedding size.
 pub const MOBILENET_V2_DIM: usize = 96;
+
+/// File name of a fine-tuned MobileNetV2 (burn named MessagePack) inside a model folder.
+pub const FINETUNED_EMBEDDER_FILE: &str = "embedder.mpk";
 
 /// File name of torchvision's ImageNet MobileNetV2 weights as safetensors (in `../shared/weights/`).
 pub const MOBILENET_V2_WEIGHTS_FILE: &str = "mobilenet_v2_imagenet_torchvision.safetensors";
@@ -103,11 +107,22 @@ impl<B: Backend> InvertedResidual<B> {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_with(x, false)
+    }
+
+    /// Applies the block; `shifted` computes the depthwise layer as shifted products
+    /// (see [`ConvBn::forward_shifted`]), for training on GPU backends.
+    fn forward_with(&self, x: Tensor<B, 4>, shifted: bool) -> Tensor<B, 4> {
         let h = match &self.expand {
             Some(e) => relu6(e.forward(x.clone())),
             None => x.clone(),
         };
-        let h = self.project.forward(relu6(self.depthwise.forward(h)));
+        let h = if shifted {
+            self.depthwise.forward_shifted(h)
+        } else {
+            self.depthwise.forward(h)
+        };
+        let h = self.project.forward(relu6(h));
         if self.residual { h + x } else { h }
     }
 }
@@ -126,6 +141,71 @@ impl<B: Backend> MobileNetV2Embedder<B> {
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, EmbedError> {
         let file = WeightFile::open(path)?;
         Self::build(&ParamSource::File(&file), device)
+    }
+
+    /// Writes the (fine-tuned) weights to `path` as burn named MessagePack, atomically.
+    pub fn save_mpk(&self, path: &Path) -> Result<(), EmbedError> {
+        let bytes = Recorder::<B>::record(
+            &NamedMpkBytesRecorder::<FullPrecisionSettings>::default(),
+            self.clone().into_record(),
+            (),
+        )
+        .map_err(|e| EmbedError::Format {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        crate::model::io::write_atomic(path, &bytes).map_err(|e| EmbedError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    /// Loads weights written by [`Self::save_mpk`], checking every tensor against the architecture.
+    pub fn load_mpk(path: &Path, device: &B::Device) -> Result<Self, EmbedError> {
+        let bytes = std::fs::read(path).map_err(|source| EmbedError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let format = |reason: String| EmbedError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let record: MobileNetV2EmbedderRecord<B> = Recorder::<B>::load(
+            &NamedMpkBytesRecorder::<FullPrecisionSettings>::default(),
+            bytes,
+            device,
+        )
+        .map_err(|e| format(format!("not a MobileNetV2 embedder record: {e}")))?;
+        let fresh = Self::random(device);
+        if record.blocks.len() != fresh.blocks.len() {
+            return Err(format(format!(
+                "{} inverted-residual blocks in file, MobileNetV2 features[1..=13] has {}",
+                record.blocks.len(),
+                fresh.blocks.len()
+            )));
+        }
+        for (i, (r, b)) in record.blocks.iter().zip(&fresh.blocks).enumerate() {
+            if r.expand.is_some() != b.expand.is_some() {
+                return Err(format(format!(
+                    "block {}: expansion layer presence differs",
+                    i + 1
+                )));
+            }
+        }
+        let expected = crate::model::io::ParamShapes::of(&fresh);
+        let model = fresh.load_record(record);
+        let found = crate::model::io::ParamShapes::of(&model);
+        for ((name, want), (_, got)) in expected.iter().zip(&found) {
+            if want != got {
+                return Err(EmbedError::ShapeMismatch {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                    expected: want.clone(),
+                    found: got.clone(),
+                });
+            }
+        }
+        Ok(model)
     }
 
     /// Builds the network with random (Kaiming-normal) weights, for tests and shape checks.
@@ -167,11 +247,31 @@ impl<B: Backend> MobileNetV2Embedder<B> {
 
     /// Runs the truncated network: `[B, 3, H, W]` → `[B, 96, H/16, W/16]`.
     pub fn forward_features(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_features_with(images, false)
+    }
+
+    /// [`Self::forward_features`] with the depthwise layers as shifted products (`shifted`).
+    fn forward_features_with(&self, images: Tensor<B, 4>, shifted: bool) -> Tensor<B, 4> {
         let mut x = relu6(self.stem.forward(images));
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward_with(x, shifted);
         }
         x
+    }
+
+    /// The fused 3×3 depthwise weight of block `features[block + 1]` (for inspecting training).
+    pub fn depthwise_weight(&self, block: usize) -> Option<Tensor<B, 4>> {
+        self.blocks.get(block).map(|b| b.depthwise.weight())
+    }
+
+    /// Embeds a batch `[B, 3, 96, 96]` → `[B, 36, 96]` in one pass (training, GPU evaluation), with depthwise
+    /// layers written as shifted products so their gradients are cheap on every backend
+    /// (same values as [`Self::embed`] up to float rounding).
+    pub fn embed_shifted(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 3>, EmbedError> {
+        check_input(&images)?;
+        let fmap = self.forward_features_with(images, true);
+        let [b, c, _, _] = fmap.dims();
+        Ok(fmap.reshape([b, c, NUM_PATCHES]).swap_dims(1, 2))
     }
 
     /// Embeds ImageNet-normalised `[B, 3, 96, 96]` faces → `[B, 36, 96]`, patch = row * 6 + col.

@@ -31,7 +31,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-pub use mobilenet::{MOBILENET_V2_DIM, MOBILENET_V2_WEIGHTS_FILE, MobileNetV2Embedder};
+pub use mobilenet::{
+    FINETUNED_EMBEDDER_FILE, MOBILENET_V2_DIM, MOBILENET_V2_WEIGHTS_FILE, MobileNetV2Embedder,
+};
 pub use pixels::{PIXELS_DIM, PixelEmbedder};
 pub use resnet::{ResNetConfig, ResNetEmbedder, ResNetMode};
 

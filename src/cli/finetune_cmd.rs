@@ -1,0 +1,170 @@
+//! `paca-fer finetune`: end-to-end training of a model folder's MobileNetV2 trunk and ViT.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::AutodiffBackend;
+use serde_json::json;
+
+use super::args::FinetuneArgs;
+use super::data_cmd::open_dataset;
+use super::print_json;
+use super::train_cmd::MOBILENET_WEIGHTS;
+use crate::backend::{DeviceChoice, choose_device};
+use crate::config::Config;
+use crate::data::load_faces;
+use crate::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MobileNetV2Embedder};
+use crate::model::{load_model, save_model};
+use crate::train::augment::Augment;
+use crate::train::checkpoint::write_atomic;
+use crate::train::finetune::{FaceNet, FinetuneOptions, finetune, trainable};
+use crate::train::run::{ModelMeta, splits_of};
+
+/// Runs `finetune`.
+pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
+    match choose_device(&a.device)? {
+        DeviceChoice::Cpu => run_on::<crate::backend::CpuTrain>(a, config, json, &Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda => run_on::<crate::backend::GpuTrain>(a, config, json, &Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
+    }
+}
+
+/// Reads the starting model folder's metadata.
+fn read_meta(dir: &Path) -> Result<ModelMeta> {
+    let path = dir.join("meta.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--init {}: cannot read {} (expected a model folder written by `paca-fer train`)",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not model metadata", path.display()))
+}
+
+fn run_on<B: AutodiffBackend>(
+    a: &FinetuneArgs,
+    config: &Config,
+    json: bool,
+    device: &B::Device,
+) -> Result<()> {
+    let t_start = Instant::now();
+    let init_meta = read_meta(&a.init)?;
+    if init_meta.embedder != EmbedderKind::MobileNetV2 {
+        bail!(
+            "--init {}: fine-tuning needs a mobilenet_v2 model, this one uses the {} embedder",
+            a.init.display(),
+            init_meta.embedder
+        );
+    }
+    let (vit, cfg) = load_model::<B>(&a.init, device)?;
+    let embedder = if init_meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE) {
+        MobileNetV2Embedder::<B>::load_mpk(&a.init.join(FINETUNED_EMBEDDER_FILE), device)?
+    } else {
+        let weights = a
+            .embedder_weights
+            .clone()
+            .unwrap_or_else(|| crate::assets::locate(Path::new(MOBILENET_WEIGHTS)));
+        MobileNetV2Embedder::<B>::load(&weights, device)?
+    };
+    let model = FaceNet {
+        embedder: trainable(embedder),
+        vit,
+    };
+
+    let ds = open_dataset(&a.source, config)?;
+    let (train_s, eval_s) = splits_of(
+        &ds,
+        config.data.per_class,
+        config.data.test_fraction,
+        config.data.split_seed,
+    )?;
+    let (train, rep_t) = load_faces(&train_s, 96);
+    let (eval, rep_e) = load_faces(&eval_s, 96);
+    let skipped = rep_t.skipped.len() + rep_e.skipped.len();
+    if skipped > 0 {
+        log::warn!("{skipped} unreadable images skipped");
+    }
+    log::info!(
+        "fine-tuning on {} faces, evaluating on {}",
+        train.len(),
+        eval.len()
+    );
+
+    let name = a
+        .out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("finetune")
+        .to_string();
+    let opts = FinetuneOptions {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        embed_lr: a.embed_lr,
+        warmup_steps: a.warmup_steps,
+        label_smoothing: a.label_smoothing,
+        seed: a.seed,
+        augment: if a.no_augment {
+            Augment::none()
+        } else {
+            Augment::default()
+        },
+        budget: a.budget_min.map(|m| Duration::from_secs_f64(m * 60.0)),
+        checkpoint_dir: PathBuf::from("train/runs").join(format!("{name}-finetune")),
+        resume: a.resume,
+        progress: !json,
+    };
+    let (model, outcome) = finetune::<B>(model, &cfg, &train, &eval, &opts, device)?;
+    let metrics = outcome
+        .metrics
+        .clone()
+        .context("fine-tuning produced no evaluation metrics (empty evaluation split)")?;
+
+    save_model(&a.out, &model.vit, &cfg)?;
+    model.embedder.save_mpk(&a.out.join(FINETUNED_EMBEDDER_FILE))?;
+    let meta = ModelMeta {
+        embedder: EmbedderKind::MobileNetV2,
+        method: init_meta.method.clone(),
+        k: init_meta.k,
+        cluster_seed: init_meta.cluster_seed,
+        metrics: metrics.clone(),
+        data: a.source.data.display().to_string(),
+        embedder_weights: Some(FINETUNED_EMBEDDER_FILE.to_string()),
+    };
+    write_atomic(
+        &a.out.join("meta.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
+    let record = json!({
+        "init": a.init,
+        "options": opts,
+        "history": outcome.history,
+        "epochs": outcome.epochs,
+        "train_faces": train.len(),
+        "eval_faces": eval.len(),
+        "skipped_images": skipped,
+        "wall_seconds": t_start.elapsed().as_secs_f64(),
+        "device": a.device,
+    });
+    write_atomic(
+        &a.out.join("finetune.json"),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    if json {
+        print_json(&json!({ "model": a.out, "metrics": metrics, "epochs": outcome.epochs }))?;
+    } else {
+        println!(
+            "{}: accuracy {:.2} %, macro-F1 {:.3} on {} faces after {} epochs",
+            a.out.display(),
+            metrics.accuracy * 100.0,
+            metrics.macro_f1,
+            metrics.images,
+            outcome.epochs
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! `paca-fer finetune`: trains the MobileNetV2 trunk and the ViT together, end to end, on
+//! augmented face images (instead of frozen, cached patch features), starting from a trained
+//! model folder. Patch-to-patch and learned-assignment models only: per-image hard clusters
+//! would have to be recomputed from the changing features at every step.
+//!
+//! The result is a normal model folder plus `embedder.mpk` (the fine-tuned trunk), which
+//! [`crate::classify::Classifier`] loads in place of the ImageNet weights.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use image::RgbImage;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::augment::Augment;
+use super::checkpoint::{self, CheckpointState};
+use super::metrics::{self, Metrics};
+use super::trainer::progress_bar;
+use crate::labels::{Emotion, NUM_CLASSES};
+use crate::model::block::with_mask_seed;
+use crate::model::embed::{MobileNetV2Embedder, normalize_imagenet};
+use crate::model::{ModelConfig, Vit};
+use crate::patch::face_to_chw;
+
+/// The whole classifier as one trainable module: faces → MobileNetV2 patch features → ViT → logits.
+#[derive(Module, Debug)]
+pub struct FaceNet<B: Backend> {
+    /// The convolutional trunk (one 96-d feature per 16×16 patch).
+    pub embedder: MobileNetV2Embedder<B>,
+    /// The transformer over the 36 patch features.
+    pub vit: Vit<B>,
+}
+
+impl<B: Backend> FaceNet<B> {
+    /// Logits `[B, 8]` for `[B, 3, 96, 96]` RGB faces in `[0, 1]`.
+    pub fn forward(&self, faces: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
+        let features = self.embedder.embed_shifted(normalize_imagenet(faces))?;
+        Ok(self.vit.forward(features, None))
+    }
+}
+
+/// Marks every float parameter as trainable (the loaded ImageNet trunk is frozen by default).
+struct Trainable;
+
+impl<B: Backend> ModuleMapper<B> for Trainable {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.set_require_grad(true)
+    }
+}
+
+/// Makes a loaded trunk trainable.
+pub fn trainable<B: AutodiffBackend>(embedder: MobileNetV2Embedder<B>) -> MobileNetV2Embedder<B> {
+    embedder.map(&mut Trainable)
+}
+
+/// Settings of one fine-tuning run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneOptions {
+    /// Epochs over the training faces (fewer when `budget` runs out first).
+    pub epochs: usize,
+    /// Faces per step.
+    pub batch_size: usize,
+    /// Peak Adam learning rate of the ViT.
+    pub lr: f64,
+    /// Peak Adam learning rate of the MobileNetV2 trunk.
+    pub embed_lr: f64,
+    /// Steps of linear warm-up before the cosine decay.
+    pub warmup_steps: usize,
+    /// Label smoothing of the cross-entropy (0 = none).
+    pub label_smoothing: f32,
+    /// Seed of the shuffles, augmentations and stochastic-depth masks.
+    pub seed: u64,
+    /// Augmentation of training faces.
+    pub augment: Augment,
+    /// Wall-clock budget: after the first epoch the epoch count is cut to what fits.
+    #[serde(skip)]
+    pub budget: Option<Duration>,
+    /// Folder for per-epoch checkpoints.
+    pub checkpoint_dir: PathBuf,
+    /// Continue from the newest checkpoint in `checkpoint_dir`.
+    pub resume: bool,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl FinetuneOptions {
+    /// Learning-rate multiplier of global step `step` of `total`: linear warm-up, then half cosine.
+    pub fn schedule(&self, step: usize, total: usize) -> f64 {
+        if step < self.warmup_steps {
+            return (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = total.saturating_sub(self.warmup_steps).max(1);
+        let t = (step - self.warmup_steps).min(span) as f64 / span as f64;
+        0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+/// One epoch's log line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Accuracy on the augmented training faces.
+    pub train_accuracy: f64,
+    /// Accuracy on the evaluation faces, when given.
+    pub eval_accuracy: Option<f64>,
+    /// Seconds of training (evaluation excluded).
+    pub seconds: f64,
+    /// Training faces per second.
+    pub images_per_s: f64,
+}
+
+/// What a fine-tuning run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneOutcome {
+    /// One entry per epoch trained (resumed epochs included).
+    pub history: Vec<EpochLog>,
+    /// Metrics on the evaluation faces after the last epoch, when given.
+    pub metrics: Option<Metrics>,
+    /// Epochs the run ended with (may be below the requested count under a budget).
+    pub epochs: usize,
+}
+
+/// Augments `idx` faces in parallel into a `[b, 3, side, side]` tensor; each face's draw depends
+/// only on `(seed, index)`.
+fn batch_tensor<B: Backend>(
+    faces: &[(RgbImage, Emotion)],
+    idx: &[usize],
+    augment: Option<(&Augment, u64)>,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Vec<i64>) {
+    let side = faces[idx[0]].0.width() as usize;
+    let chw: Vec<Vec<f32>> = idx
+        .par_iter()
+        .map(|&i| {
+            let face = match augment {
+                Some((aug, seed)) => {
+                    let mut rng =
+                        ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    aug.apply(&faces[i].0, &mut rng)
+                }
+                None => faces[i].0.clone(),
+            };
+            let mut v = Vec::with_capacity(3 * side * side);
+            face_to_chw(&face, &mut v);
+            v
+        })
+        .collect();
+    let targets = idx.iter().map(|&i| faces[i].1.index() as i64).collect();
+    let x = Tensor::from_data(TensorData::new(chw.concat(), [idx.len(), 3, side, side]), device);
+    (x, targets)
+}
+
+/// Predicted class of every face, batch by batch, with an inference-mode model.
+pub fn predict_faces<B: Backend>(
+    model: &FaceNet<B>,
+    faces: &[(RgbImage, Emotion)],
+    batch: usize,
+    device: &B::Device,
+) -> Result<Vec<usize>> {
+    let all: Vec<usize> = (0..faces.len()).collect();
+    let mut preds = Vec::with_capacity(faces.len());
+    for idx in all.chunks(batch.max(1)) {
+        let (x, _) = batch_tensor::<B>(faces, idx, None, device);
+        let logits = model.forward(x)?.argmax(1);
+        let v: Vec<i64> = logits
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        preds.extend(v.into_iter().map(|p| p as usize));
+    }
+    Ok(preds)
+}
+
+/// Fine-tunes `model` on `train`, evaluating on `eval` (when not empty) after every epoch.
+pub fn finetune<B: AutodiffBackend>(
+    mut model: FaceNet<B>,
+    cfg: &ModelConfig,
+    train: &[(RgbImage, Emotion)],
+    eval: &[(RgbImage, Emotion)],
+    opts: &FinetuneOptions,
+    device: &B::Device,
+) -> Result<(FaceNet<B::InnerBackend>, FinetuneOutcome)> {
+    if cfg.needs_assignment() {
+        bail!(
+            "fine-tuning needs a model without per-image hard clusters (method none or learned); \
+             this one uses hard patch-to-cluster attention"
+        );
+    }
+    if train.is_empty() {
+        bail!("fine-tuning needs training faces");
+    }
+    let mut opt_vit = AdamConfig::new().init::<B, FaceNet<B>>();
+    let mut opt_embed = AdamConfig::new().init::<B, FaceNet<B>>();
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    std::fs::create_dir_all(&opts.checkpoint_dir)
+        .with_context(|| format!("creating {}", opts.checkpoint_dir.display()))?;
+    let mut state = CheckpointState {
+        epochs_done: 0,
+        folder: String::new(),
+        train_loss: vec![],
+        train_seconds: 0.0,
+    };
+    let mut history: Vec<EpochLog> = vec![];
+    let mut epochs = opts.epochs;
+    if opts.resume
+        && let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)?
+    {
+        let folder = opts.checkpoint_dir.join(&s.folder);
+        let load = |name: &str| folder.join(name);
+        model = model
+            .load_file(load("model"), &recorder, device)
+            .with_context(|| format!("loading checkpoint {}", load("model.mpk").display()))?;
+        opt_vit = opt_vit.load_record(
+            recorder
+                .load(load("optim-vit"), device)
+                .with_context(|| format!("loading {}", load("optim-vit.mpk").display()))?,
+        );
+        opt_embed = opt_embed.load_record(
+            recorder
+                .load(load("optim-embed"), device)
+                .with_context(|| format!("loading {}", load("optim-embed.mpk").display()))?,
+        );
+        if let Ok(text) = std::fs::read_to_string(load("history.json")) {
+            history = serde_json::from_str(&text).unwrap_or_default();
+        }
+        if let Ok(text) = std::fs::read_to_string(load("epochs.json")) {
+            epochs = serde_json::from_str(&text).unwrap_or(epochs);
+        }
+        log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());
+        state = s;
+    }
+
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_smoothing((opts.label_smoothing > 0.0).then_some(opts.label_smoothing))
+        .init::<B>(device);
+    let steps_per_epoch = train.len().div_ceil(opts.batch_size);
+    let started = Instant::now();
+    let mut epoch = state.epochs_done;
+    while epoch < epochs {
+        B::seed(device, opts.seed.wrapping_add(epoch as u64 + 1));
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            opts.seed ^ ((epoch as u64 + 1) << 32),
+        ));
+        let bar = progress_bar(
+            opts.progress,
+            steps_per_epoch as u64,
+            &format!("epoch {}/{}", epoch + 1, epochs),
+        );
+        let t0 = Instant::now();
+        let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
+        let mut correct: Option<Tensor<B::InnerBackend, 1, Int>> = None;
+        for (step, idx) in order.chunks(opts.batch_size).enumerate() {
+            let aug_seed = opts.seed ^ ((epoch as u64 + 1) << 40) ^ ((step as u64) << 20);
+            let (x, y) = batch_tensor::<B>(train, idx, Some((&opts.augment, aug_seed)), device);
+            let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [idx.len()]), device);
+            let logits = with_mask_seed(aug_seed, || model.forward(x))?;
+            let hits = logits
+                .clone()
+                .inner()
+                .argmax(1)
+                .reshape([idx.len()])
+                .equal(y.clone().inner());
+            let loss = loss_fn.forward(logits, y);
+            let weighted = loss.clone().inner() * (idx.len() as f32);
+            loss_sum = Some(match loss_sum {
+                Some(s) => s + weighted,
+                None => weighted,
+            });
+            let hits = hits.int().sum();
+            correct = Some(match correct {
+                Some(c) => c + hits,
+                None => hits,
+            });
+            let mut grads = loss.backward();
+            let g_embed = GradientsParams::from_module(&mut grads, &model.embedder);
+            let g_vit = GradientsParams::from_module(&mut grads, &model.vit);
+            let scale = opts.schedule(epoch * steps_per_epoch + step, epochs * steps_per_epoch);
+            model = opt_embed.step(opts.embed_lr * scale, model, g_embed);
+            model = opt_vit.step(opts.lr * scale, model, g_vit);
+            bar.inc(1);
+        }
+        let loss_sum: f32 = loss_sum.map_or(0.0, |s| s.into_scalar().elem::<f32>());
+        let correct: i64 = correct.map_or(0, |c| c.into_scalar().elem::<i64>());
+        let secs = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let eval_accuracy = if eval.is_empty() {
+            None
+        } else {
+            let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
+            let pred = predict_faces(&model.valid(), eval, 256, device)?;
+            Some(metrics::compute(&truth, &pred).accuracy)
+        };
+        let log_line = EpochLog {
+            epoch: epoch + 1,
+            loss: loss_sum as f64 / train.len() as f64,
+            train_accuracy: correct as f64 / train.len() as f64,
+            eval_accuracy,
+            seconds: secs,
+            images_per_s: train.len() as f64 / secs,
+        };
+        log::info!(
+            "epoch {}/{epochs}: loss {:.4}, train acc {:.3}, eval acc {}, {:.0} faces/s",
+            epoch + 1,
+            log_line.loss,
+            log_line.train_accuracy,
+            eval_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
+            log_line.images_per_s
+        );
+        history.push(log_line);
+        state.train_loss.push(history.last().map_or(0.0, |h| h.loss));
+        state.train_seconds += secs;
+        state.epochs_done = epoch + 1;
+        epoch += 1;
+
+        if history.len() == 1
+            && let Some(budget) = opts.budget
+        {
+            // Fit the remaining epochs into the budget, measured on the first one.
+            let per_epoch = started.elapsed().as_secs_f64();
+            let fit = ((budget.as_secs_f64() / per_epoch).floor() as usize).max(1);
+            if fit < epochs {
+                log::warn!(
+                    "budget {budget:?}: {per_epoch:.0} s per epoch, training {fit} epochs instead of {epochs}"
+                );
+                epochs = fit;
+            }
+        }
+
+        let folder = checkpoint::epoch_folder(&opts.checkpoint_dir, state.epochs_done);
+        std::fs::create_dir_all(&folder)?;
+        model.clone().save_file(folder.join("model"), &recorder)?;
+        recorder.record(opt_vit.to_record(), folder.join("optim-vit"))?;
+        recorder.record(opt_embed.to_record(), folder.join("optim-embed"))?;
+        checkpoint::write_atomic(
+            &folder.join("history.json"),
+            serde_json::to_string(&history)?.as_bytes(),
+        )?;
+        checkpoint::write_atomic(&folder.join("epochs.json"), epochs.to_string().as_bytes())?;
+        state.folder = folder
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        checkpoint::commit(&opts.checkpoint_dir, &state)?;
+    }
+
+    let inner = model.valid();
+    let metrics = if eval.is_empty() {
+        None
+    } else {
+        let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
+        let pred = predict_faces(&inner, eval, 256, device)?;
+        Some(metrics::compute(&truth, &pred))
+    };
+    debug_assert_eq!(NUM_CLASSES, cfg.n_classes);
+    Ok((
+        inner,
+        FinetuneOutcome {
+            history,
+            metrics,
+            epochs,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> FinetuneOptions {
+        FinetuneOptions {
+            epochs: 2,
+            batch_size: 4,
+            lr: 1e-3,
+            embed_lr: 1e-4,
+            warmup_steps: 10,
+            label_smoothing: 0.0,
+            seed: 0,
+            augment: Augment::none(),
+            budget: None,
+            checkpoint_dir: PathBuf::new(),
+            resume: false,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn schedule_warms_up_linearly_then_decays_to_zero() {
+        let o = opts();
+        assert!((o.schedule(0, 110) - 0.1).abs() < 1e-12);
+        assert!((o.schedule(9, 110) - 1.0).abs() < 1e-12);
+        assert!((o.schedule(10, 110) - 1.0).abs() < 1e-12);
+        assert!((o.schedule(60, 110) - 0.5).abs() < 1e-12);
+        assert!(o.schedule(110, 110).abs() < 1e-12);
+        assert!((11..110).all(|s| o.schedule(s, 110) < o.schedule(s - 1, 110)));
+    }
+}
