@@ -130,6 +130,27 @@ pub struct FrameResult {
     pub latency_ms: f64,
 }
 
+/// Latency samples a run keeps for its percentiles.
+pub const LATENCY_SAMPLES: usize = 65_536;
+
+/// Adds the value of output frame number `seen` (0-based) to a reservoir of at most
+/// [`LATENCY_SAMPLES`] (Vitter's algorithm R, with a SplitMix64 hash of `seen` as the draw, so
+/// runs are repeatable and paired series keep the same frames).
+pub fn keep_sample(samples: &mut Vec<f64>, seen: u64, value: f64) {
+    if samples.len() < LATENCY_SAMPLES {
+        samples.push(value);
+        return;
+    }
+    let mut z = seen.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let j = (z % (seen + 1)) as usize;
+    if j < LATENCY_SAMPLES {
+        samples[j] = value;
+    }
+}
+
 /// Totals of a finished run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
@@ -149,10 +170,11 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Output frames per second.
     pub fps: f64,
-    /// End-to-end latency per output frame, ms.
+    /// End-to-end latency per output frame, ms (every frame up to [`LATENCY_SAMPLES`], then a
+    /// uniform sample of that many, so endless runs keep bounded memory).
     #[serde(skip)]
     pub latencies: Vec<f64>,
-    /// Processing time (sum of stages) per output frame, ms.
+    /// Processing time (sum of stages) per output frame, ms (sampled like `latencies`).
     #[serde(skip)]
     pub service: Vec<f64>,
     /// Summed stage times over output frames, ms.
@@ -486,10 +508,11 @@ pub fn run_pipeline(
             match res_rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(r) => {
                     last_frame = Instant::now();
+                    let seen = summary.frames_out;
                     summary.frames_out += 1;
                     summary.faces += r.faces.len() as u64;
-                    summary.latencies.push(r.latency_ms);
-                    summary.service.push(r.stages.total());
+                    keep_sample(&mut summary.latencies, seen, r.latency_ms);
+                    keep_sample(&mut summary.service, seen, r.stages.total());
                     add(&mut summary.stage_totals, &r.stages);
                     let dropped: u64 = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum();
                     let alert = shared.alert.lock().ok().and_then(|g| g.clone());
