@@ -218,11 +218,18 @@ fn read_header_from(path: &Path, r: &mut impl Read) -> Result<(NpyHeader, u64), 
         reason: "file ends inside the header length".into(),
     })?;
     let hlen = u32::from_le_bytes(lb) as usize;
-    let mut hbytes = vec![0u8; hlen];
-    r.read_exact(&mut hbytes).map_err(|_| NpyError::Header {
-        path: path.to_path_buf(),
-        reason: format!("file ends inside the {hlen}-byte header"),
-    })?;
+    // Grow with the bytes actually present: a forged length must not allocate gigabytes.
+    let mut hbytes = Vec::with_capacity(hlen.min(1 << 16));
+    let read = r
+        .take(hlen as u64)
+        .read_to_end(&mut hbytes)
+        .map_err(|e| io_err(path, e))?;
+    if read < hlen {
+        return Err(NpyError::Header {
+            path: path.to_path_buf(),
+            reason: format!("file ends inside the {hlen}-byte header"),
+        });
+    }
     let text = String::from_utf8(hbytes).map_err(|_| NpyError::Header {
         path: path.to_path_buf(),
         reason: "header is not valid UTF-8/ASCII".into(),
@@ -381,7 +388,29 @@ fn read_typed<T>(
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
-    let (h, hbytes) = read_header_from(path, &mut r)?;
+    read_typed_from(path, &mut r, file_len, want, conv)
+}
+
+/// Parses an in-memory `<f4` `.npy` file; `name` is the file named in errors.
+pub fn parse_f32(bytes: &[u8], name: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
+    read_typed_from(
+        name,
+        &mut std::io::Cursor::new(bytes),
+        bytes.len() as u64,
+        "<f4",
+        f32::from_le_bytes,
+    )
+}
+
+/// Reads header and data of a `total_len`-byte `.npy` stream.
+fn read_typed_from<T>(
+    path: &Path,
+    r: &mut impl Read,
+    file_len: u64,
+    want: &'static str,
+    conv: impl Fn([u8; 4]) -> T,
+) -> Result<(Vec<usize>, Vec<T>), NpyError> {
+    let (h, hbytes) = read_header_from(path, r)?;
     if h.descr != want {
         return Err(NpyError::Dtype {
             path: path.to_path_buf(),

@@ -16,10 +16,22 @@ pub fn load_face(path: &Path, size: u32) -> Result<RgbImage, DataError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let img = image::load_from_memory(&bytes).map_err(|e| DataError::Decode {
+    decode_face(&bytes, path, size)
+}
+
+/// Decodes an image file's bytes into a `size`×`size` RGB face; `path` is named in errors.
+/// The image crate's default limits refuse headers that would need more than 512 MiB.
+pub fn decode_face(bytes: &[u8], path: &Path, size: u32) -> Result<RgbImage, DataError> {
+    let img = image::load_from_memory(bytes).map_err(|e| DataError::Decode {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(DataError::Decode {
+            path: path.to_path_buf(),
+            message: format!("empty image ({}×{})", img.width(), img.height()),
+        });
+    }
     Ok(to_face(&img, size))
 }
 

@@ -38,7 +38,12 @@ impl Sweep {
             path: path.to_path_buf(),
             source,
         })?;
-        let sweep: Sweep = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates sweep TOML text; `path` is the file named in errors.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Sweep, ConfigError> {
+        let sweep: Sweep = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim().replace('\n', " "),
         })?;
