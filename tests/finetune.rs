@@ -11,25 +11,9 @@ use serde_json::Value;
 
 /// A FER+-layout folder with `per_class` faces of each class in train and in valid.
 fn mini_ferplus(root: &Path, per_class: usize) -> bool {
-    let Some(fer) = common::ferplus() else {
-        return false;
-    };
-    for split in ["train", "valid"] {
-        for class in std::fs::read_dir(fer.join(split)).unwrap().flatten() {
-            let dst = root.join(split).join(class.file_name());
-            std::fs::create_dir_all(&dst).unwrap();
-            let mut files: Vec<_> = std::fs::read_dir(class.path())
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            files.sort();
-            for f in files.iter().take(per_class) {
-                std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    true
+    ["train", "valid"]
+        .iter()
+        .all(|split| common::copy_ferplus_split(split, &root.join(split), per_class))
 }
 
 fn paca(dir: &Path) -> Command {

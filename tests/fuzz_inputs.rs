@@ -69,10 +69,17 @@ fn config_inputs_parse_or_name_the_file() {
             assert!(s.cells().iter().all(|c| (1..=36).contains(&c.k)));
         }
     }
-    // The shipped files are among the seeds and must parse.
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/config_toml/default.toml");
-    let text = std::fs::read_to_string(&shipped).unwrap();
-    Config::from_toml_str(&text, &shipped).unwrap();
+    // The shipped configuration files (copied into the seeds) parse.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = root.join("config/default.toml");
+    Config::from_toml_str(&std::fs::read_to_string(&shipped).unwrap(), &shipped).unwrap();
+    let sweep = root.join("config/sweep.toml");
+    assert!(
+        !Sweep::from_toml_str(&std::fs::read_to_string(&sweep).unwrap(), &sweep)
+            .unwrap()
+            .cells()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -13,24 +13,7 @@ use serde_json::Value;
 
 /// A balanced ImageFolder of real FER+ faces: `per_class` training faces of each of the 8 classes.
 fn make_folder(root: &Path, per_class: usize) -> bool {
-    let Some(fer) = common::ferplus() else {
-        return false;
-    };
-    for class in std::fs::read_dir(fer.join("train")).unwrap().flatten() {
-        let name = class.file_name();
-        let dst = root.join(&name);
-        std::fs::create_dir_all(&dst).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(class.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        for f in files.iter().take(per_class) {
-            std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
-        }
-    }
-    true
+    common::copy_ferplus_split("train", root, per_class)
 }
 
 fn train(dir: &Path, data: &Path, resume: bool) -> Command {

@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Record, Recorder};
+use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-/// What `latest.json` records about the newest complete checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// What `latest.json` records about the newest complete checkpoint (default: nothing trained yet).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CheckpointState {
     /// Epochs completed (the next epoch to run is this value).
     pub epochs_done: usize,
@@ -18,6 +20,18 @@ pub struct CheckpointState {
     pub train_loss: Vec<f64>,
     /// Seconds of training so far (summed over runs when resumed).
     pub train_seconds: f64,
+}
+
+/// Loads record `<folder>/<name>.mpk` (a model or optimiser state), naming the file on error.
+pub fn load_record<B: Backend, R: Record<B>>(folder: &Path, name: &str, device: &B::Device) -> Result<R> {
+    NamedMpkFileRecorder::<FullPrecisionSettings>::new()
+        .load(folder.join(name), device)
+        .with_context(|| {
+            format!(
+                "loading checkpoint {}",
+                folder.join(format!("{name}.mpk")).display()
+            )
+        })
 }
 
 /// Writes `bytes` to `path` via a temporary file in the same folder and a rename.

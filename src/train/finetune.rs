@@ -209,36 +209,20 @@ pub fn finetune<B: AutodiffBackend>(
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     std::fs::create_dir_all(&opts.checkpoint_dir)
         .with_context(|| format!("creating {}", opts.checkpoint_dir.display()))?;
-    let mut state = CheckpointState {
-        epochs_done: 0,
-        folder: String::new(),
-        train_loss: vec![],
-        train_seconds: 0.0,
-    };
+    let mut state = CheckpointState::default();
     let mut history: Vec<EpochLog> = vec![];
     let mut epochs = opts.epochs;
     if opts.resume
         && let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)?
     {
         let folder = opts.checkpoint_dir.join(&s.folder);
-        let load = |name: &str| folder.join(name);
-        model = model
-            .load_file(load("model"), &recorder, device)
-            .with_context(|| format!("loading checkpoint {}", load("model.mpk").display()))?;
-        opt_vit = opt_vit.load_record(
-            recorder
-                .load(load("optim-vit"), device)
-                .with_context(|| format!("loading {}", load("optim-vit.mpk").display()))?,
-        );
-        opt_embed = opt_embed.load_record(
-            recorder
-                .load(load("optim-embed"), device)
-                .with_context(|| format!("loading {}", load("optim-embed.mpk").display()))?,
-        );
-        if let Ok(text) = std::fs::read_to_string(load("history.json")) {
+        model = model.load_record(checkpoint::load_record(&folder, "model", device)?);
+        opt_vit = opt_vit.load_record(checkpoint::load_record(&folder, "optim-vit", device)?);
+        opt_embed = opt_embed.load_record(checkpoint::load_record(&folder, "optim-embed", device)?);
+        if let Ok(text) = std::fs::read_to_string(folder.join("history.json")) {
             history = serde_json::from_str(&text).unwrap_or_default();
         }
-        if let Ok(text) = std::fs::read_to_string(load("epochs.json")) {
+        if let Ok(text) = std::fs::read_to_string(folder.join("epochs.json")) {
             epochs = serde_json::from_str(&text).unwrap_or(epochs);
         }
         log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());

@@ -194,23 +194,13 @@ pub fn train<B: AutodiffBackend>(
     std::fs::create_dir_all(&opts.checkpoint_dir)
         .with_context(|| format!("creating {}", opts.checkpoint_dir.display()))?;
 
-    let mut state = CheckpointState {
-        epochs_done: 0,
-        folder: String::new(),
-        train_loss: vec![],
-        train_seconds: 0.0,
-    };
+    let mut state = CheckpointState::default();
     if opts.resume
         && let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)?
     {
         let folder = opts.checkpoint_dir.join(&s.folder);
-        model = model
-            .load_file(folder.join("model"), &recorder, device)
-            .with_context(|| format!("loading checkpoint {}", folder.join("model.mpk").display()))?;
-        let rec = recorder
-            .load(folder.join("optim"), device)
-            .with_context(|| format!("loading checkpoint {}", folder.join("optim.mpk").display()))?;
-        optim = optim.load_record(rec);
+        model = model.load_record(checkpoint::load_record(&folder, "model", device)?);
+        optim = optim.load_record(checkpoint::load_record(&folder, "optim", device)?);
         log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());
         state = s;
     }

@@ -14,6 +14,28 @@ pub fn ferplus() -> Option<PathBuf> {
     }
 }
 
+/// Copies the first `per_class` faces (by name) of each class of FER+ split `split` into
+/// `<dst>/<class>/`; false (with a note) when FER+ is absent.
+pub fn copy_ferplus_split(split: &str, dst: &Path, per_class: usize) -> bool {
+    let Some(fer) = ferplus() else {
+        return false;
+    };
+    for class in std::fs::read_dir(fer.join(split)).unwrap().flatten() {
+        let to = dst.join(class.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(class.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(per_class) {
+            std::fs::copy(f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    true
+}
+
 /// Writes a small PNG with a pattern derived from `seed`.
 pub fn write_png(path: &Path, seed: u32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
