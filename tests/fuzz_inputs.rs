@@ -54,6 +54,18 @@ fn image_inputs_decode_to_faces_or_fail_cleanly() {
 }
 
 #[test]
+fn a_tiny_file_declaring_a_huge_image_is_refused_from_its_header() {
+    // Found by the fuzzer: 484 bytes of JPEG declaring 16688×10800 decoded for over 10 s.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/image_preprocess/timeout-jpeg-16688x10800.jpg");
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() < 1000);
+    let err = decode_face(&bytes, &path, 96).unwrap_err().to_string();
+    assert!(err.contains("timeout-jpeg-16688x10800.jpg"), "{err}");
+    assert!(paca_fer::data::decode_image(&bytes).is_err());
+}
+
+#[test]
 fn config_inputs_parse_or_name_the_file() {
     for (path, bytes) in inputs("config_toml") {
         let Ok(text) = std::str::from_utf8(&bytes) else {

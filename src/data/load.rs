@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use image::RgbImage;
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageReader, Limits, RgbImage};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -19,10 +21,30 @@ pub fn load_face(path: &Path, size: u32) -> Result<RgbImage, DataError> {
     decode_face(&bytes, path, size)
 }
 
+/// Largest image side any decoder here accepts (a 4K frame fits).
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// Decoding limits for every image the program reads: at most [`MAX_IMAGE_SIDE`] per side and
+/// 256 MiB of decoder memory, so a few hundred bytes declaring a 16688×10800 JPEG are refused
+/// from the header instead of decoded for seconds (found by the `image_preprocess` fuzzer).
+pub fn decode_limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(256 << 20);
+    limits
+}
+
+/// Decodes image bytes (format from the content) within [`decode_limits`].
+pub fn decode_image(bytes: &[u8]) -> image::ImageResult<DynamicImage> {
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    reader.limits(decode_limits());
+    reader.decode()
+}
+
 /// Decodes an image file's bytes into a `size`×`size` RGB face; `path` is named in errors.
-/// The image crate's default limits refuse headers that would need more than 512 MiB.
 pub fn decode_face(bytes: &[u8], path: &Path, size: u32) -> Result<RgbImage, DataError> {
-    let img = image::load_from_memory(bytes).map_err(|e| DataError::Decode {
+    let img = decode_image(bytes).map_err(|e| DataError::Decode {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;

@@ -6,7 +6,7 @@ mod load;
 mod protocol;
 
 pub use layout::{Dataset, Layout, Sample, is_image_file};
-pub use load::{LoadReport, decode_face, load_face, load_faces};
+pub use load::{LoadReport, MAX_IMAGE_SIDE, decode_face, decode_image, decode_limits, load_face, load_faces};
 pub use protocol::balanced_split;
 
 use std::path::PathBuf;

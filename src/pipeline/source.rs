@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use image::codecs::gif::GifDecoder;
-use image::{AnimationDecoder, DynamicImage, Frames, RgbImage};
+use image::{AnimationDecoder, DynamicImage, Frames, ImageDecoder, RgbImage};
 
 use crate::data::is_image_file;
 
@@ -71,7 +71,9 @@ impl FrameSource for FileFrames {
         }
         let path = &self.paths[self.pos];
         self.pos += 1;
-        image::open(path)
+        let bytes = std::fs::read(path)
+            .map_err(|e| SourceError::Transient(format!("{}: cannot read ({e})", path.display())))?;
+        crate::data::decode_image(&bytes)
             .map(|img| Some(img.to_rgb8()))
             .map_err(|e| SourceError::Transient(format!("{}: not a decodable image ({e})", path.display())))
     }
@@ -114,8 +116,10 @@ impl GifFrames {
     fn decoder(&self) -> Result<Frames<'static>, SourceError> {
         let file =
             File::open(&self.path).map_err(|e| SourceError::Gone(format!("{}: {e}", self.path.display())))?;
-        let dec = GifDecoder::new(BufReader::new(file))
+        let mut dec = GifDecoder::new(BufReader::new(file))
             .map_err(|e| SourceError::Gone(format!("{}: not a GIF ({e})", self.path.display())))?;
+        dec.set_limits(crate::data::decode_limits())
+            .map_err(|e| SourceError::Gone(format!("{}: {e}", self.path.display())))?;
         Ok(dec.into_frames())
     }
 }
