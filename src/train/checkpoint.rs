@@ -59,9 +59,20 @@ pub fn read_latest(root: &Path) -> Result<Option<CheckpointState>> {
     Ok(Some(state))
 }
 
+/// Name of the checkpoint folder after `epochs_done` epochs.
+fn epoch_name(epochs_done: usize) -> String {
+    format!("epoch-{epochs_done:03}")
+}
+
 /// Folder for the checkpoint after `epochs_done` epochs.
 pub fn epoch_folder(root: &Path, epochs_done: usize) -> PathBuf {
-    root.join(format!("epoch-{epochs_done:03}"))
+    root.join(epoch_name(epochs_done))
+}
+
+/// Records the folder of epoch `state.epochs_done` (already written) as the newest checkpoint.
+pub fn commit_epoch(root: &Path, state: &mut CheckpointState) -> Result<()> {
+    state.folder = epoch_name(state.epochs_done);
+    commit(root, state)
 }
 
 /// Points `latest.json` at `state` and removes older epoch folders.

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -27,7 +26,7 @@ use super::augment::Augment;
 use super::checkpoint::{self, CheckpointState};
 use super::metrics::{self, Metrics};
 use super::trainer::progress_bar;
-use crate::labels::{Emotion, NUM_CLASSES};
+use crate::labels::Emotion;
 use crate::model::block::with_mask_seed;
 use crate::model::embed::{MobileNetV2Embedder, normalize_imagenet};
 use crate::model::{ModelConfig, Vit};
@@ -229,9 +228,7 @@ pub fn finetune<B: AutodiffBackend>(
         state = s;
     }
 
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_smoothing((opts.label_smoothing > 0.0).then_some(opts.label_smoothing))
-        .init::<B>(device);
+    let loss_fn = super::trainer::loss_fn::<B>(opts.label_smoothing, device);
     let steps_per_epoch = train.len().div_ceil(opts.batch_size);
     let started = Instant::now();
     let mut epoch = state.epochs_done;
@@ -336,12 +333,7 @@ pub fn finetune<B: AutodiffBackend>(
             serde_json::to_string(&history)?.as_bytes(),
         )?;
         checkpoint::write_atomic(&folder.join("epochs.json"), epochs.to_string().as_bytes())?;
-        state.folder = folder
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        checkpoint::commit(&opts.checkpoint_dir, &state)?;
+        checkpoint::commit_epoch(&opts.checkpoint_dir, &mut state)?;
     }
 
     let inner = model.valid();
@@ -352,7 +344,6 @@ pub fn finetune<B: AutodiffBackend>(
         let pred = predict_faces(&inner, eval, 256, device)?;
         Some(metrics::compute(&truth, &pred))
     };
-    debug_assert_eq!(NUM_CLASSES, cfg.n_classes);
     Ok((
         inner,
         FinetuneOutcome {

@@ -205,9 +205,7 @@ pub fn train<B: AutodiffBackend>(
         state = s;
     }
 
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_smoothing((opts.label_smoothing > 0.0).then_some(opts.label_smoothing))
-        .init::<B>(device);
+    let loss_fn = loss_fn::<B>(opts.label_smoothing, device);
     let steps_per_epoch = train.len().div_ceil(opts.batch_size);
     let shards = opts.shards();
     let first_epoch = state.epochs_done;
@@ -253,12 +251,7 @@ pub fn train<B: AutodiffBackend>(
         std::fs::create_dir_all(&folder)?;
         model.clone().save_file(folder.join("model"), &recorder)?;
         recorder.record(optim.to_record(), folder.join("optim"))?;
-        state.folder = folder
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        checkpoint::commit(&opts.checkpoint_dir, &state)?;
+        checkpoint::commit_epoch(&opts.checkpoint_dir, &mut state)?;
         log::info!(
             "epoch {}/{}: loss {mean_loss:.4}, {:.0} images/s",
             epoch + 1,
@@ -287,6 +280,13 @@ pub fn train<B: AutodiffBackend>(
         epochs_run: opts.epochs.saturating_sub(first_epoch),
     };
     Ok((inner, outcome))
+}
+
+/// Cross-entropy with `smoothing` label smoothing (0 = none).
+pub fn loss_fn<B: Backend>(smoothing: f32, device: &B::Device) -> CrossEntropyLoss<B> {
+    CrossEntropyLossConfig::new()
+        .with_smoothing((smoothing > 0.0).then_some(smoothing))
+        .init::<B>(device)
 }
 
 /// One optimisation step: the batch `(features, assignment, targets)` split into `shards` whose
