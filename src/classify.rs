@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cluster::{ClusterSpec, Method, cluster};
 use crate::labels::{Emotion, NUM_CLASSES};
-use crate::model::embed::{Embedder, EmbedderKind, FINETUNED_EMBEDDER_FILE, MobileNetV2Embedder};
+use crate::model::embed::{Embedder, EmbedderKind, FINETUNED_EMBEDDER_FILE};
 use crate::model::{ModelConfig, Vit, hard_assignment, load_model};
 use crate::patch::NUM_PATCHES;
 use crate::train::run::{ModelMeta, embed_faces};
@@ -96,8 +96,11 @@ impl<B: Backend> Classifier<B> {
         let (model, config) = load_model::<B>(dir, device)?;
         let finetuned = meta.embedder == EmbedderKind::MobileNetV2
             && meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE);
-        let weights = if meta.embedder == EmbedderKind::Pixels || finetuned {
+        let weights = if meta.embedder == EmbedderKind::Pixels {
             None
+        } else if finetuned {
+            // Fine-tuned with the model (`paca-fer finetune`): the trunk lives in the folder.
+            Some(dir.join(FINETUNED_EMBEDDER_FILE))
         } else {
             Some(find_weights(dir, &meta).with_context(|| {
                 format!(
@@ -107,15 +110,7 @@ impl<B: Backend> Classifier<B> {
                 )
             })?)
         };
-        let embedder = if finetuned {
-            // Fine-tuned with the model (`paca-fer finetune`): the trunk lives in the folder.
-            Embedder::MobileNetV2(MobileNetV2Embedder::load_mpk(
-                &dir.join(FINETUNED_EMBEDDER_FILE),
-                device,
-            )?)
-        } else {
-            Embedder::load(meta.embedder, weights.as_deref(), device)?
-        };
+        let embedder = Embedder::load(meta.embedder, weights.as_deref(), device)?;
         if embedder.feat_dim() != config.in_dim {
             bail!(
                 "{}: the {} embedder gives {}-d features but the model expects {}",

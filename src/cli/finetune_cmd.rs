@@ -61,15 +61,14 @@ fn run_on<B: AutodiffBackend>(
         );
     }
     let (vit, cfg) = load_model::<B>(&a.init, device)?;
-    let embedder = if init_meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE) {
-        MobileNetV2Embedder::<B>::load_mpk(&a.init.join(FINETUNED_EMBEDDER_FILE), device)?
+    let weights = if init_meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE) {
+        a.init.join(FINETUNED_EMBEDDER_FILE)
     } else {
-        let weights = a
-            .embedder_weights
+        a.embedder_weights
             .clone()
-            .unwrap_or_else(|| crate::assets::locate(Path::new(MOBILENET_WEIGHTS)));
-        MobileNetV2Embedder::<B>::load(&weights, device)?
+            .unwrap_or_else(|| crate::assets::locate(Path::new(MOBILENET_WEIGHTS)))
     };
+    let embedder = MobileNetV2Embedder::<B>::load(&weights, device)?;
     let model = FaceNet {
         embedder: trainable(embedder),
         vit,

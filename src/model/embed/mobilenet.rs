@@ -138,7 +138,11 @@ pub struct MobileNetV2Embedder<B: Backend> {
 
 impl<B: Backend> MobileNetV2Embedder<B> {
     /// Builds the network from torchvision-named tensors in the safetensors file at `path`.
+    /// A `.mpk` file is a fine-tuned trunk written by [`Self::save_mpk`] (see [`Self::load_mpk`]).
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, EmbedError> {
+        if path.extension().is_some_and(|e| e == "mpk") {
+            return Self::load_mpk(path, device);
+        }
         let file = WeightFile::open(path)?;
         Self::build(&ParamSource::File(&file), device)
     }
