@@ -115,3 +115,23 @@ fn finetune_refuses_a_missing_start_model() {
         "{err}"
     );
 }
+
+#[test]
+fn finetune_flags_out_of_range_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--batch-size", "0"),
+        ("--budget-min", "-1"),
+        ("--lr", "NaN"),
+        ("--label-smoothing", "1.5"),
+    ] {
+        let out = paca(tmp.path())
+            .args(["finetune", "--out", "ft", "--data", "."])
+            .arg(format!("{flag}={value}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && !err.contains("panicked"), "{flag}: {err}");
+    }
+}

@@ -21,8 +21,30 @@ use crate::train::checkpoint::write_atomic;
 use crate::train::finetune::{FaceNet, FinetuneOptions, finetune, trainable};
 use crate::train::run::{ModelMeta, splits_of};
 
+/// Refuses flag values the training loop cannot use, naming the flag.
+fn check_args(a: &FinetuneArgs) -> Result<()> {
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    for (flag, v) in [("--lr", a.lr), ("--embed-lr", a.embed_lr)] {
+        if !(v.is_finite() && v >= 0.0) {
+            bail!("{flag} must be a finite learning rate ≥ 0, got {v}");
+        }
+    }
+    if !(0.0..1.0).contains(&a.label_smoothing) {
+        bail!("--label-smoothing must be in [0, 1), got {}", a.label_smoothing);
+    }
+    if let Some(m) = a.budget_min
+        && !(m.is_finite() && m > 0.0)
+    {
+        bail!("--budget-min must be a positive number of minutes, got {m}");
+    }
+    Ok(())
+}
+
 /// Runs `finetune`.
 pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
+    check_args(a)?;
     match choose_device(&a.device)? {
         DeviceChoice::Cpu => run_on::<crate::backend::CpuTrain>(a, config, json, &Default::default()),
         #[cfg(feature = "cuda")]
