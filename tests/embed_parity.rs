@@ -488,3 +488,24 @@ fn time_mobilenet_v2_embedder() {
         );
     }
 }
+
+#[test]
+fn mobilenet_v2_prefix_then_suffix_matches_pytorch_at_every_split() {
+    // Partial fine-tuning runs the frozen stem + first n blocks, then the rest: at every split,
+    // with either depthwise form, the two halves together give PyTorch's embedding.
+    let Some(weights) = mobilenet_weights() else {
+        return;
+    };
+    let model = MobileNetV2Embedder::<B>::load(&weights, &NdArrayDevice::Cpu).unwrap();
+    let x = fixture_tensor::<4>("input");
+    for n in [0, 1, 6, 10, paca_fer::model::embed::MOBILENET_V2_BLOCKS] {
+        for shifted in [false, true] {
+            let out = model.embed_suffix(model.forward_prefix(x.clone(), n), n, shifted);
+            assert_parity(
+                &format!("mobilenet_v2 split after block {n} (shifted {shifted})"),
+                out,
+                fixture_tensor("mobilenet_v2"),
+            );
+        }
+    }
+}

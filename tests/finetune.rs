@@ -76,8 +76,8 @@ fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
     assert_eq!(record["history"].as_array().unwrap().len(), 1);
     assert_eq!(record["train_faces"], 16);
 
-    // `eval` runs the trunk with grouped convolutions, finetune with shifted products: the same
-    // predictions on the same faces.
+    // `eval` runs the shipped classifier path (chunked trunk, then the ViT), finetune its own
+    // batched evaluation: the same predictions on the same faces.
     let eval = json_of(
         &paca(tmp.path())
             .args(["eval", "--model", "ft", "--split", "valid", "--data"])
@@ -124,6 +124,7 @@ fn finetune_flags_out_of_range_are_named() {
         ("--budget-min", "-1"),
         ("--lr", "NaN"),
         ("--label-smoothing", "1.5"),
+        ("--freeze-blocks", "14"),
     ] {
         let out = paca(tmp.path())
             .args(["finetune", "--out", "ft", "--data", "."])
@@ -134,4 +135,56 @@ fn finetune_flags_out_of_range_are_named() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag) && !err.contains("panicked"), "{flag}: {err}");
     }
+}
+
+#[test]
+fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
+    use burn_ndarray::{NdArray, NdArrayDevice};
+    use paca_fer::model::embed::{MOBILENET_V2_BLOCKS, MobileNetV2Embedder};
+    type B = NdArray<f32>;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fer");
+    if !mini_ferplus(&data, 2) {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let imagenet = root.join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors");
+    let frozen = 6;
+    let out = paca(tmp.path())
+        .args([
+            "finetune",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--warmup-steps",
+            "1",
+        ])
+        .args(["--embed-lr", "1e-2", "--freeze-blocks", &frozen.to_string()])
+        .arg("--init")
+        .arg(root.join("models/default"))
+        .arg("--embedder-weights")
+        .arg(&imagenet)
+        .args(["--out", "ft", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    json_of(&out);
+    let device = NdArrayDevice::Cpu;
+    let before = MobileNetV2Embedder::<B>::load(&imagenet, &device).unwrap();
+    let after = MobileNetV2Embedder::<B>::load(&tmp.path().join("ft/embedder.mpk"), &device).unwrap();
+    for block in 0..MOBILENET_V2_BLOCKS {
+        let a = before.depthwise_weight(block).unwrap();
+        let b = after.depthwise_weight(block).unwrap();
+        let diff: f32 = (a - b).abs().max().into_scalar();
+        if block < frozen {
+            assert_eq!(diff, 0.0, "frozen block {block} changed by {diff}");
+        } else {
+            assert!(diff > 1e-4, "trainable block {block} did not change ({diff})");
+        }
+    }
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("ft/finetune.json")).unwrap()).unwrap();
+    assert_eq!(record["options"]["freeze_blocks"], frozen);
 }

@@ -160,6 +160,9 @@ pub struct FinetuneArgs {
     /// Label smoothing of the cross-entropy.
     #[arg(long, default_value_t = 0.1)]
     pub label_smoothing: f32,
+    /// Keep the trunk's stem and first N of its 13 blocks frozen (0 = train the whole trunk).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub freeze_blocks: usize,
     /// Seed of shuffles, augmentations and stochastic depth.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

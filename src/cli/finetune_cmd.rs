@@ -14,7 +14,7 @@ use super::train_cmd::MOBILENET_WEIGHTS;
 use crate::backend::{DeviceChoice, choose_device};
 use crate::config::Config;
 use crate::data::load_faces;
-use crate::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MobileNetV2Embedder};
+use crate::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MOBILENET_V2_BLOCKS, MobileNetV2Embedder};
 use crate::model::{load_model, save_model};
 use crate::train::augment::Augment;
 use crate::train::checkpoint::write_atomic;
@@ -34,6 +34,12 @@ fn check_args(a: &FinetuneArgs) -> Result<()> {
     if !(0.0..1.0).contains(&a.label_smoothing) {
         bail!("--label-smoothing must be in [0, 1), got {}", a.label_smoothing);
     }
+    if a.freeze_blocks > MOBILENET_V2_BLOCKS {
+        bail!(
+            "--freeze-blocks must be at most {MOBILENET_V2_BLOCKS} (the trunk's blocks), got {}",
+            a.freeze_blocks
+        );
+    }
     if let Some(m) = a.budget_min
         && !(m.is_finite() && m > 0.0)
     {
@@ -46,9 +52,11 @@ fn check_args(a: &FinetuneArgs) -> Result<()> {
 pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
     check_args(a)?;
     match choose_device(&a.device)? {
-        DeviceChoice::Cpu => run_on::<crate::backend::CpuTrain>(a, config, json, &Default::default()),
+        // burn-ndarray's grouped convolution beats shifted products on the CPU; on the GPU the
+        // shifted form's gradients are the fast ones.
+        DeviceChoice::Cpu => run_on::<crate::backend::CpuTrain>(a, config, json, false, &Default::default()),
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => run_on::<crate::backend::GpuTrain>(a, config, json, &Default::default()),
+        DeviceChoice::Cuda => run_on::<crate::backend::GpuTrain>(a, config, json, true, &Default::default()),
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
     }
@@ -71,6 +79,7 @@ fn run_on<B: AutodiffBackend>(
     a: &FinetuneArgs,
     config: &Config,
     json: bool,
+    shifted_depthwise: bool,
     device: &B::Device,
 ) -> Result<()> {
     let t_start = Instant::now();
@@ -128,6 +137,8 @@ fn run_on<B: AutodiffBackend>(
         embed_lr: a.embed_lr,
         warmup_steps: a.warmup_steps,
         label_smoothing: a.label_smoothing,
+        freeze_blocks: a.freeze_blocks,
+        shifted_depthwise,
         seed: a.seed,
         augment: if a.no_augment {
             Augment::none()

@@ -28,7 +28,7 @@ use super::metrics::{self, Metrics};
 use super::trainer::progress_bar;
 use crate::labels::Emotion;
 use crate::model::block::with_mask_seed;
-use crate::model::embed::{MobileNetV2Embedder, normalize_imagenet};
+use crate::model::embed::{MOBILENET_V2_BLOCKS, MobileNetV2Embedder, normalize_imagenet};
 use crate::model::{ModelConfig, Vit};
 use crate::patch::face_to_chw;
 
@@ -42,10 +42,23 @@ pub struct FaceNet<B: Backend> {
 }
 
 impl<B: Backend> FaceNet<B> {
-    /// Logits `[B, 8]` for `[B, 3, 96, 96]` RGB faces in `[0, 1]`.
-    pub fn forward(&self, faces: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
-        let features = self.embedder.embed_shifted(normalize_imagenet(faces))?;
+    /// Logits `[B, 8]` for `[B, 3, 96, 96]` RGB faces in `[0, 1]`; `shifted` computes the
+    /// depthwise layers as shifted products (fast on GPU backends, slow on burn-ndarray).
+    pub fn forward(&self, faces: Tensor<B, 4>, shifted: bool) -> Result<Tensor<B, 2>> {
+        let x = normalize_imagenet(faces);
+        let features = if shifted {
+            self.embedder.embed_shifted(x)?
+        } else {
+            self.embedder.embed(x)?
+        };
         Ok(self.vit.forward(features, None))
+    }
+
+    /// Logits `[B, 8]` from the output of the trunk's stem and first `frozen` blocks
+    /// ([`MobileNetV2Embedder::forward_prefix`]): the trainable rest of the network.
+    pub fn forward_from(&self, prefix: Tensor<B, 4>, frozen: usize, shifted: bool) -> Tensor<B, 2> {
+        let features = self.embedder.embed_suffix(prefix, frozen, shifted);
+        self.vit.forward(features, None)
     }
 }
 
@@ -78,6 +91,13 @@ pub struct FinetuneOptions {
     pub warmup_steps: usize,
     /// Label smoothing of the cross-entropy (0 = none).
     pub label_smoothing: f32,
+    /// Trunk layers kept frozen: the stem and this many inverted-residual blocks (0 = train the
+    /// whole trunk). Frozen layers run once per batch without gradients, which makes CPU
+    /// fine-tuning several times faster.
+    pub freeze_blocks: usize,
+    /// Depthwise layers as shifted products: fast gradients on GPU backends; burn-ndarray's
+    /// grouped convolution is faster on the CPU.
+    pub shifted_depthwise: bool,
     /// Seed of the shuffles, augmentations and stochastic-depth masks.
     pub seed: u64,
     /// Augmentation of training faces.
@@ -163,18 +183,20 @@ fn batch_tensor<B: Backend>(
     (x, targets)
 }
 
-/// Predicted class of every face, batch by batch, with an inference-mode model.
+/// Predicted class of every face, batch by batch, with an inference-mode model (`shifted`: see
+/// [`FaceNet::forward`]).
 pub fn predict_faces<B: Backend>(
     model: &FaceNet<B>,
     faces: &[(RgbImage, Emotion)],
     batch: usize,
+    shifted: bool,
     device: &B::Device,
 ) -> Result<Vec<usize>> {
     let all: Vec<usize> = (0..faces.len()).collect();
     let mut preds = Vec::with_capacity(faces.len());
     for idx in all.chunks(batch.max(1)) {
         let (x, _) = batch_tensor::<B>(faces, idx, None, device);
-        let logits = model.forward(x)?.argmax(1);
+        let logits = model.forward(x, shifted)?.argmax(1);
         let v: Vec<i64> = logits
             .into_data()
             .convert::<i64>()
@@ -203,6 +225,12 @@ pub fn finetune<B: AutodiffBackend>(
     if train.is_empty() {
         bail!("fine-tuning needs training faces");
     }
+    if opts.freeze_blocks > MOBILENET_V2_BLOCKS {
+        bail!(
+            "freeze_blocks {} is more than the trunk's {MOBILENET_V2_BLOCKS} blocks",
+            opts.freeze_blocks
+        );
+    }
     let mut opt_vit = AdamConfig::new().init::<B, FaceNet<B>>();
     let mut opt_embed = AdamConfig::new().init::<B, FaceNet<B>>();
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
@@ -229,6 +257,8 @@ pub fn finetune<B: AutodiffBackend>(
     }
 
     let loss_fn = super::trainer::loss_fn::<B>(opts.label_smoothing, device);
+    // The frozen bottom of the trunk, without autodiff: its weights never change.
+    let frozen = (opts.freeze_blocks > 0).then(|| model.embedder.valid());
     let steps_per_epoch = train.len().div_ceil(opts.batch_size);
     let started = Instant::now();
     let mut epoch = state.epochs_done;
@@ -248,9 +278,26 @@ pub fn finetune<B: AutodiffBackend>(
         let mut correct: Option<Tensor<B::InnerBackend, 1, Int>> = None;
         for (step, idx) in order.chunks(opts.batch_size).enumerate() {
             let aug_seed = opts.seed ^ ((epoch as u64 + 1) << 40) ^ ((step as u64) << 20);
-            let (x, y) = batch_tensor::<B>(train, idx, Some((&opts.augment, aug_seed)), device);
+            let augment = Some((&opts.augment, aug_seed));
+            let (logits, y) = match &frozen {
+                Some(trunk) => {
+                    let (x, y) = batch_tensor::<B::InnerBackend>(train, idx, augment, device);
+                    let prefix = trunk.forward_prefix(normalize_imagenet(x), opts.freeze_blocks);
+                    let prefix = Tensor::<B, 4>::from_inner(prefix);
+                    let logits = with_mask_seed(aug_seed, || {
+                        model.forward_from(prefix, opts.freeze_blocks, opts.shifted_depthwise)
+                    });
+                    (logits, y)
+                }
+                None => {
+                    let (x, y) = batch_tensor::<B>(train, idx, augment, device);
+                    (
+                        with_mask_seed(aug_seed, || model.forward(x, opts.shifted_depthwise))?,
+                        y,
+                    )
+                }
+            };
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [idx.len()]), device);
-            let logits = with_mask_seed(aug_seed, || model.forward(x))?;
             let hits = logits
                 .clone()
                 .inner()
@@ -284,7 +331,7 @@ pub fn finetune<B: AutodiffBackend>(
             None
         } else {
             let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
-            let pred = predict_faces(&model.valid(), eval, 256, device)?;
+            let pred = predict_faces(&model.valid(), eval, 256, opts.shifted_depthwise, device)?;
             Some(metrics::compute(&truth, &pred).accuracy)
         };
         let log_line = EpochLog {
@@ -341,7 +388,7 @@ pub fn finetune<B: AutodiffBackend>(
         None
     } else {
         let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
-        let pred = predict_faces(&inner, eval, 256, device)?;
+        let pred = predict_faces(&inner, eval, 256, opts.shifted_depthwise, device)?;
         Some(metrics::compute(&truth, &pred))
     };
     Ok((
@@ -366,6 +413,8 @@ mod tests {
             embed_lr: 1e-4,
             warmup_steps: 10,
             label_smoothing: 0.0,
+            freeze_blocks: 0,
+            shifted_depthwise: false,
             seed: 0,
             augment: Augment::none(),
             budget: None,

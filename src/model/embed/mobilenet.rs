@@ -38,6 +38,9 @@ const SETTINGS: [(usize, usize, usize, usize); 5] = [
     (6, 96, 3, 1),
 ];
 
+/// Inverted-residual blocks built (`features[1..=13]`): the most `--freeze-blocks` accepts.
+pub const MOBILENET_V2_BLOCKS: usize = 13;
+
 /// Channels of the stem convolution `features[0]`.
 const STEM_CHANNELS: usize = 32;
 
@@ -261,6 +264,28 @@ impl<B: Backend> MobileNetV2Embedder<B> {
             x = block.forward_with(x, shifted);
         }
         x
+    }
+
+    /// Runs the stem and the first `n` inverted-residual blocks (`features[..=n]`): the frozen
+    /// part of a partly fine-tuned trunk, computed once per batch without gradients.
+    pub fn forward_prefix(&self, images: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
+        let mut x = relu6(self.stem.forward(images));
+        for block in self.blocks.iter().take(n) {
+            x = block.forward(x);
+        }
+        x
+    }
+
+    /// Runs blocks `n..` on [`Self::forward_prefix`]'s output → `[B, 36, 96]`, for training only
+    /// the top of the trunk; `shifted` writes the depthwise layers as shifted products (cheap
+    /// gradients on GPU backends; burn-ndarray's grouped convolution is faster on the CPU).
+    pub fn embed_suffix(&self, x: Tensor<B, 4>, n: usize, shifted: bool) -> Tensor<B, 3> {
+        let mut x = x;
+        for block in self.blocks.iter().skip(n) {
+            x = block.forward_with(x, shifted);
+        }
+        let [b, c, _, _] = x.dims();
+        x.reshape([b, c, NUM_PATCHES]).swap_dims(1, 2)
     }
 
     /// The fused 3×3 depthwise weight of block `features[block + 1]` (for inspecting training).

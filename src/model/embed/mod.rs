@@ -32,7 +32,8 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 pub use mobilenet::{
-    FINETUNED_EMBEDDER_FILE, MOBILENET_V2_DIM, MOBILENET_V2_WEIGHTS_FILE, MobileNetV2Embedder,
+    FINETUNED_EMBEDDER_FILE, MOBILENET_V2_BLOCKS, MOBILENET_V2_DIM, MOBILENET_V2_WEIGHTS_FILE,
+    MobileNetV2Embedder,
 };
 pub use pixels::{PIXELS_DIM, PixelEmbedder};
 pub use resnet::{ResNetConfig, ResNetEmbedder, ResNetMode};
