@@ -135,3 +135,55 @@ fn truncated_png_is_skipped_and_counted() {
             .all(|(img, e)| img.dimensions() == (96, 96) && *e == Emotion::Fear)
     );
 }
+
+#[test]
+fn ferplus_vote_distributions_agree_with_the_majority_label_folders() {
+    // Every FER+ face's folder is its majority vote: the vote distribution read from
+    // votes/*_label.csv must peak at that class whenever its peak is unique.
+    let Some(root) = common::ferplus() else { return };
+    let votes = paca_fer::data::read_votes_dir(&root.join("votes")).unwrap();
+    let ds = Dataset::open(&root, Layout::FerPlus).unwrap();
+    let (mut checked, mut listed) = (0, 0);
+    for split in ["train", "valid"] {
+        for s in ds.split(split).unwrap() {
+            let name = s.path.file_name().unwrap().to_str().unwrap();
+            let Some(d) = votes.get(name) else { continue };
+            listed += 1;
+            assert!((d.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{name}: {d:?}");
+            let peak = d.iter().cloned().fold(0.0f32, f32::max);
+            if d.iter().filter(|&&v| v == peak).count() == 1 {
+                assert_eq!(
+                    paca_fer::labels::argmax(d),
+                    s.label.index(),
+                    "{name} in {split}/{}: {d:?}",
+                    s.label.name()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(listed, 25_045 + 3_191, "every FER+ face has votes");
+    assert!(checked > 25_000, "only {checked} faces had a unique majority");
+}
+
+#[test]
+fn a_malformed_vote_file_is_reported_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("train_label.csv");
+    std::fs::write(
+        &f,
+        "fer1.png,\"(0, 0, 48, 48)\",4,0,0,1,3,2,0,0,0,0\nfer2.png,\"(0, 0, 48, 48)\",4,0,x\n",
+    )
+    .unwrap();
+    match paca_fer::data::read_votes_dir(tmp.path()) {
+        Err(DataError::Csv { path, line, .. }) => {
+            assert_eq!(path, f);
+            assert_eq!(line, 2);
+        }
+        other => panic!("expected a CSV error on line 2, got {other:?}"),
+    }
+    assert!(matches!(
+        paca_fer::data::read_votes_dir(&tmp.path().join("none")),
+        Err(DataError::Io { .. })
+    ));
+}

@@ -150,6 +150,12 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let imagenet = root.join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors");
+    // Soft targets from the real FER+ vote files.
+    std::fs::create_dir_all(data.join("votes")).unwrap();
+    let votes = common::ferplus().unwrap().join("votes");
+    for f in ["train_label.csv", "valid_label.csv"] {
+        std::fs::copy(votes.join(f), data.join("votes").join(f)).unwrap();
+    }
     let frozen = 6;
     let out = paca(tmp.path())
         .args([
@@ -162,6 +168,7 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
             "1",
         ])
         .args(["--embed-lr", "1e-2", "--freeze-blocks", &frozen.to_string()])
+        .arg("--soft-labels")
         .arg("--init")
         .arg(root.join("models/default"))
         .arg("--embedder-weights")
@@ -187,4 +194,21 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
     let record: Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("ft/finetune.json")).unwrap()).unwrap();
     assert_eq!(record["options"]["freeze_blocks"], frozen);
+    assert_eq!(record["soft_labels"], true);
+
+    // Without vote files, --soft-labels is refused by name.
+    std::fs::remove_dir_all(data.join("votes")).unwrap();
+    let out = paca(tmp.path())
+        .args(["finetune", "--epochs", "1", "--soft-labels", "--out", "ft2"])
+        .arg("--init")
+        .arg(root.join("models/default"))
+        .arg("--embedder-weights")
+        .arg(&imagenet)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--soft-labels") && err.contains("votes"), "{err}");
 }

@@ -163,6 +163,10 @@ pub struct FinetuneArgs {
     /// Keep the trunk's stem and first N of its 13 blocks frozen (0 = train the whole trunk).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub freeze_blocks: usize,
+    /// Train on the FER+ annotators' vote distributions (<data>/votes/*_label.csv) as soft targets
+    /// instead of the majority labels alone.
+    #[arg(long)]
+    pub soft_labels: bool,
     /// Seed of shuffles, augmentations and stochastic depth.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -1,5 +1,6 @@
 //! `paca-fer finetune`: end-to-end training of a model folder's MobileNetV2 trunk and ViT.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use super::print_json;
 use super::train_cmd::MOBILENET_WEIGHTS;
 use crate::backend::{DeviceChoice, choose_device};
 use crate::config::Config;
-use crate::data::load_faces;
+use crate::data::{Sample, VoteDistribution, load_faces, one_hot, read_votes_dir};
 use crate::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MOBILENET_V2_BLOCKS, MobileNetV2Embedder};
 use crate::model::{load_model, save_model};
 use crate::train::augment::Augment;
@@ -60,6 +61,46 @@ pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
     }
+}
+
+/// One FER+ vote distribution per loaded training face (samples minus `skipped`, in order);
+/// faces the vote files do not list keep their one-hot label.
+fn soft_targets(
+    root: &Path,
+    samples: &[Sample],
+    skipped: &[(PathBuf, String)],
+) -> Result<Vec<VoteDistribution>> {
+    let dir = root.join("votes");
+    let votes = read_votes_dir(&dir).with_context(|| {
+        format!(
+            "--soft-labels: cannot read FER+ vote files {}/*_label.csv",
+            dir.display()
+        )
+    })?;
+    let skipped: HashSet<&PathBuf> = skipped.iter().map(|(p, _)| p).collect();
+    let mut missing = 0usize;
+    let targets: Vec<VoteDistribution> = samples
+        .iter()
+        .filter(|s| !skipped.contains(&s.path))
+        .map(|s| {
+            let name = s.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            votes.get(name).copied().unwrap_or_else(|| {
+                missing += 1;
+                one_hot(s.label)
+            })
+        })
+        .collect();
+    if missing == targets.len() {
+        bail!(
+            "--soft-labels: none of the {} training images is listed in {}/*_label.csv",
+            targets.len(),
+            dir.display()
+        );
+    }
+    if missing > 0 {
+        log::warn!("{missing} training faces have no FER+ votes; their labels are used as they are");
+    }
+    Ok(targets)
 }
 
 /// Reads the starting model folder's metadata.
@@ -113,6 +154,11 @@ fn run_on<B: AutodiffBackend>(
         config.data.split_seed,
     )?;
     let (train, rep_t) = load_faces(&train_s, 96);
+    let soft = if a.soft_labels {
+        Some(soft_targets(&a.source.data, &train_s, &rep_t.skipped)?)
+    } else {
+        None
+    };
     let (eval, rep_e) = load_faces(&eval_s, 96);
     let skipped = rep_t.skipped.len() + rep_e.skipped.len();
     if skipped > 0 {
@@ -150,7 +196,7 @@ fn run_on<B: AutodiffBackend>(
         resume: a.resume,
         progress: !json,
     };
-    let (model, outcome) = finetune::<B>(model, &cfg, &train, &eval, &opts, device)?;
+    let (model, outcome) = finetune::<B>(model, &cfg, &train, soft.as_deref(), &eval, &opts, device)?;
     let metrics = outcome
         .metrics
         .clone()
@@ -179,6 +225,7 @@ fn run_on<B: AutodiffBackend>(
         "train_faces": train.len(),
         "eval_faces": eval.len(),
         "skipped_images": skipped,
+        "soft_labels": a.soft_labels,
         "wall_seconds": t_start.elapsed().as_secs_f64(),
         "device": a.device,
     });

@@ -4,10 +4,12 @@
 mod layout;
 mod load;
 mod protocol;
+mod votes;
 
 pub use layout::{Dataset, Layout, Sample, is_image_file};
 pub use load::{LoadReport, MAX_IMAGE_SIDE, decode_face, decode_image, decode_limits, load_face, load_faces};
 pub use protocol::balanced_split;
+pub use votes::{VoteDistribution, one_hot, read_votes, read_votes_dir};
 
 use std::path::PathBuf;
 

@@ -26,7 +26,8 @@ use super::augment::Augment;
 use super::checkpoint::{self, CheckpointState};
 use super::metrics::{self, Metrics};
 use super::trainer::progress_bar;
-use crate::labels::Emotion;
+use crate::data::VoteDistribution;
+use crate::labels::{Emotion, NUM_CLASSES};
 use crate::model::block::with_mask_seed;
 use crate::model::embed::{MOBILENET_V2_BLOCKS, MobileNetV2Embedder, normalize_imagenet};
 use crate::model::{ModelConfig, Vit};
@@ -207,11 +208,27 @@ pub fn predict_faces<B: Backend>(
     Ok(preds)
 }
 
+/// Cross-entropy of `logits` `[B, 8]` against target distributions `[B, 8]` (rows summing to 1),
+/// each mixed with the uniform distribution by `smoothing`; a one-hot target gives the usual
+/// label-smoothed cross-entropy.
+pub fn soft_cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 2>,
+    smoothing: f32,
+) -> Tensor<B, 1> {
+    let t = targets * (1.0 - smoothing) + smoothing / NUM_CLASSES as f32;
+    let log_p = burn::tensor::activation::log_softmax(logits, 1);
+    (t * log_p).sum_dim(1).mean().neg()
+}
+
 /// Fine-tunes `model` on `train`, evaluating on `eval` (when not empty) after every epoch.
+/// With `soft_targets` (one distribution per training face, e.g. FER+ annotator votes) the loss
+/// is [`soft_cross_entropy`] against them; otherwise cross-entropy against the labels.
 pub fn finetune<B: AutodiffBackend>(
     mut model: FaceNet<B>,
     cfg: &ModelConfig,
     train: &[(RgbImage, Emotion)],
+    soft_targets: Option<&[VoteDistribution]>,
     eval: &[(RgbImage, Emotion)],
     opts: &FinetuneOptions,
     device: &B::Device,
@@ -224,6 +241,11 @@ pub fn finetune<B: AutodiffBackend>(
     }
     if train.is_empty() {
         bail!("fine-tuning needs training faces");
+    }
+    if let Some(t) = soft_targets
+        && t.len() != train.len()
+    {
+        bail!("{} soft targets for {} training faces", t.len(), train.len());
     }
     if opts.freeze_blocks > MOBILENET_V2_BLOCKS {
         bail!(
@@ -304,7 +326,15 @@ pub fn finetune<B: AutodiffBackend>(
                 .argmax(1)
                 .reshape([idx.len()])
                 .equal(y.clone().inner());
-            let loss = loss_fn.forward(logits, y);
+            let loss = match soft_targets {
+                Some(t) => {
+                    let rows: Vec<f32> = idx.iter().flat_map(|&i| t[i]).collect();
+                    let t =
+                        Tensor::<B, 2>::from_data(TensorData::new(rows, [idx.len(), NUM_CLASSES]), device);
+                    soft_cross_entropy(logits, t, opts.label_smoothing)
+                }
+                None => loss_fn.forward(logits, y),
+            };
             let weighted = loss.clone().inner() * (idx.len() as f32);
             loss_sum = Some(match loss_sum {
                 Some(s) => s + weighted,
@@ -421,6 +451,34 @@ mod tests {
             checkpoint_dir: PathBuf::new(),
             resume: false,
             progress: false,
+        }
+    }
+
+    #[test]
+    fn soft_cross_entropy_of_one_hot_targets_is_burns_label_smoothed_cross_entropy() {
+        type B = burn_ndarray::NdArray<f32>;
+        let device = Default::default();
+        let logits = Tensor::<B, 2>::random(
+            [5, NUM_CLASSES],
+            burn::tensor::Distribution::Normal(0.0, 2.0),
+            &device,
+        );
+        let labels = [0i64, 3, 7, 7, 1];
+        let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels.to_vec(), [5]), &device);
+        let one_hot: Vec<f32> = labels
+            .iter()
+            .flat_map(|&l| (0..NUM_CLASSES).map(move |c| f32::from(c as i64 == l)))
+            .collect();
+        let t = Tensor::<B, 2>::from_data(TensorData::new(one_hot, [5, NUM_CLASSES]), &device);
+        for smoothing in [0.0f32, 0.1, 0.3] {
+            let ours: f32 = soft_cross_entropy(logits.clone(), t.clone(), smoothing).into_scalar();
+            let burns: f32 = crate::train::trainer::loss_fn::<B>(smoothing, &device)
+                .forward(logits.clone(), y.clone())
+                .into_scalar();
+            assert!(
+                (ours - burns).abs() < 1e-5,
+                "smoothing {smoothing}: {ours} vs {burns}"
+            );
         }
     }
 
