@@ -148,8 +148,32 @@ impl<B: Backend> Classifier<B> {
         Ok(self.classify_timed(faces)?.0)
     }
 
-    /// Classifies 96×96 faces and reports the time of each stage.
+    /// Turns mirror-image test-time augmentation on or off (the model folder's `flip_tta` is the default).
+    pub fn set_flip_tta(&mut self, on: bool) {
+        self.meta.flip_tta = on;
+    }
+
+    /// Classifies 96×96 faces and reports the time of each stage. With `flip_tta` each face's
+    /// probabilities are the mean of its own and its mirror image's.
     pub fn classify_timed(&self, faces: &[RgbImage]) -> Result<(Vec<Prediction>, StageTimes)> {
+        if !self.meta.flip_tta || faces.is_empty() {
+            return self.classify_once(faces);
+        }
+        let mut both = faces.to_vec();
+        both.extend(faces.iter().map(image::imageops::flip_horizontal));
+        let (mut preds, times) = self.classify_once(&both)?;
+        let mirrored = preds.split_off(faces.len());
+        for (p, m) in preds.iter_mut().zip(mirrored) {
+            for (a, b) in p.probs.iter_mut().zip(m.probs) {
+                *a = 0.5 * (*a + b);
+            }
+            p.label = Emotion::ALL[crate::labels::argmax(&p.probs)];
+        }
+        Ok((preds, times))
+    }
+
+    /// One pass of [`Self::classify_timed`] without test-time augmentation.
+    fn classify_once(&self, faces: &[RgbImage]) -> Result<(Vec<Prediction>, StageTimes)> {
         if faces.is_empty() {
             return Ok((vec![], StageTimes::default()));
         }

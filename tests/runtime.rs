@@ -57,6 +57,7 @@ fn model_dir() -> &'static Path {
                     .display()
                     .to_string(),
             ),
+            flip_tta: false,
         };
         std::fs::write(
             dir.path().join("meta.json"),

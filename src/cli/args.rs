@@ -196,6 +196,9 @@ pub struct EvalArgs {
     /// Split to evaluate (test, valid, or all for unsplit folders).
     #[arg(long, default_value = "test")]
     pub split: String,
+    /// Mirror-image test-time augmentation on or off (default: the model folder's `flip_tta`).
+    #[arg(long, value_name = "BOOL")]
+    pub flip_tta: Option<bool>,
 }
 
 /// `predict` flags.

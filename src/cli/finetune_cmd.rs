@@ -212,6 +212,7 @@ fn run_on<B: AutodiffBackend>(
         metrics: metrics.clone(),
         data: a.source.data.display().to_string(),
         embedder_weights: Some(FINETUNED_EMBEDDER_FILE.to_string()),
+        flip_tta: init_meta.flip_tta,
     };
     write_atomic(
         &a.out.join("meta.json"),

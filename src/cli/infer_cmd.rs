@@ -23,7 +23,10 @@ fn model_dir(flag: &Option<PathBuf>) -> PathBuf {
 /// Runs `eval`: accuracy, macro-F1, per-class accuracy and confusion on one split.
 pub fn eval(a: &EvalArgs, config: &Config, json: bool) -> Result<()> {
     let dir = model_dir(&a.model);
-    let clf = Classifier::<Cpu>::load(&dir, &Default::default())?;
+    let mut clf = Classifier::<Cpu>::load(&dir, &Default::default())?;
+    if let Some(on) = a.flip_tta {
+        clf.set_flip_tta(on);
+    }
     let ds = open_dataset(&a.source, config)?;
     // Unsplit folders: `--split all` (or the default `test`) evaluates every image.
     let samples = match ds.split(&a.split) {
@@ -58,6 +61,7 @@ pub fn eval(a: &EvalArgs, config: &Config, json: bool) -> Result<()> {
             "skipped": report.skipped.len(),
             "model": dir.display().to_string(),
             "split": a.split,
+            "flip_tta": clf.meta.flip_tta,
         }))?;
     } else {
         println!(

@@ -75,6 +75,10 @@ pub struct ModelMeta {
     /// Embedder weights file used in training (looked up again at load time).
     #[serde(default)]
     pub embedder_weights: Option<String>,
+    /// Average each face's probabilities with its mirror image's (test-time augmentation; costs
+    /// a second trunk + ViT pass per face).
+    #[serde(default)]
+    pub flip_tta: bool,
 }
 
 /// The train and evaluation splits of a dataset as labelled samples.
@@ -339,6 +343,7 @@ pub fn run_cells<B: AutodiffBackend>(
             metrics: outcome.metrics.clone(),
             data: ds.root.display().to_string(),
             embedder_weights: spec.embedder_weights.as_ref().map(|p| p.display().to_string()),
+            flip_tta: false,
         };
         crate::model::save_model(&model_dir, &model, &cfg)?;
         std::fs::write(model_dir.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
