@@ -179,7 +179,14 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
         .unwrap();
     json_of(&out);
     let device = NdArrayDevice::Cpu;
-    let before = MobileNetV2Embedder::<B>::load(&imagenet, &device).unwrap();
+    // The starting trunk: the default model's own when it ships one, else ImageNet's.
+    let init_trunk = root.join("models/default/embedder.mpk");
+    let init_trunk = if init_trunk.is_file() {
+        init_trunk
+    } else {
+        imagenet.clone()
+    };
+    let before = MobileNetV2Embedder::<B>::load(&init_trunk, &device).unwrap();
     let after = MobileNetV2Embedder::<B>::load(&tmp.path().join("ft/embedder.mpk"), &device).unwrap();
     for block in 0..MOBILENET_V2_BLOCKS {
         let a = before.depthwise_weight(block).unwrap();
