@@ -76,11 +76,26 @@ fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
     assert_eq!(record["history"].as_array().unwrap().len(), 1);
     assert_eq!(record["train_faces"], 16);
 
+    // The folder keeps the starting model's test-time augmentation setting.
+    let init_meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("models/default/meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["flip_tta"], init_meta["flip_tta"].as_bool().unwrap_or(false));
+
     // `eval` runs the shipped classifier path (chunked trunk, then the ViT), finetune its own
-    // batched evaluation: the same predictions on the same faces.
+    // batched evaluation (without TTA): the same predictions on the same faces.
     let eval = json_of(
         &paca(tmp.path())
-            .args(["eval", "--model", "ft", "--split", "valid", "--data"])
+            .args([
+                "eval",
+                "--model",
+                "ft",
+                "--split",
+                "valid",
+                "--flip-tta",
+                "false",
+                "--data",
+            ])
             .arg(&data)
             .output()
             .unwrap(),

@@ -238,6 +238,10 @@ pub struct RunArgs {
     /// Model folder (default: chosen by `select`).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Mirror-image test-time augmentation on or off (default: the model folder's `flip_tta`;
+    /// off halves the per-face cost on slow devices).
+    #[arg(long, value_name = "BOOL")]
+    pub flip_tta: Option<bool>,
     /// Override the selected clustering method.
     #[arg(long)]
     pub method: Option<String>,

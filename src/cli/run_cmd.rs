@@ -150,7 +150,10 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     }
     let (dir, why) = choose_model(&a.model, &a.method, a.k, a.budget_ms, config)?;
     log::info!("model {}: {why}", dir.display());
-    let classifier = Classifier::<Cpu>::load(&dir, &Default::default())?;
+    let mut classifier = Classifier::<Cpu>::load(&dir, &Default::default())?;
+    if let Some(on) = a.flip_tta {
+        classifier.set_flip_tta(on);
+    }
     let detector = load_detector(a.detect_width.unwrap_or(config.run.detect_width))?;
     let (opener, live) = match &a.input {
         Some(p) => (input_opener(p, (a.loops != 0).then_some(a.loops))?, false),
