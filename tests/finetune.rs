@@ -22,6 +22,37 @@ fn paca(dir: &Path) -> Command {
     c
 }
 
+/// ImageNet MobileNetV2 weights shipped in the repository.
+fn imagenet() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors")
+}
+
+/// `finetune` from the shipped default model on `data` into `<dir>/<out>`: one epoch of batches of
+/// 8, plus `extra` flags.
+fn finetune_default(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    paca(dir)
+        .args([
+            "finetune",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--warmup-steps",
+            "1",
+        ])
+        .args(extra)
+        .arg("--init")
+        .arg(root.join("models/default"))
+        .arg("--embedder-weights")
+        .arg(imagenet())
+        .args(["--out", out, "--data"])
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
 fn json_of(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
@@ -39,24 +70,7 @@ fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = paca(tmp.path())
-        .args([
-            "finetune",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--warmup-steps",
-            "1",
-        ])
-        .arg("--init")
-        .arg(root.join("models/default"))
-        .arg("--embedder-weights")
-        .arg(root.join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors"))
-        .args(["--out", "ft", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = finetune_default(tmp.path(), &data, "ft", &[]);
     let v = json_of(&out);
     let ft = tmp.path().join("ft");
     for f in [
@@ -164,7 +178,7 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let imagenet = root.join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors");
+    let imagenet = imagenet();
     // Soft targets from the real FER+ vote files.
     std::fs::create_dir_all(data.join("votes")).unwrap();
     let votes = common::ferplus().unwrap().join("votes");
@@ -172,26 +186,19 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
         std::fs::copy(votes.join(f), data.join("votes").join(f)).unwrap();
     }
     let frozen = 6;
-    let out = paca(tmp.path())
-        .args([
-            "finetune",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--warmup-steps",
-            "1",
-        ])
-        .args(["--embed-lr", "1e-2", "--freeze-blocks", &frozen.to_string()])
-        .arg("--soft-labels")
-        .arg("--init")
-        .arg(root.join("models/default"))
-        .arg("--embedder-weights")
-        .arg(&imagenet)
-        .args(["--out", "ft", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let frozen_flag = frozen.to_string();
+    let out = finetune_default(
+        tmp.path(),
+        &data,
+        "ft",
+        &[
+            "--embed-lr",
+            "1e-2",
+            "--freeze-blocks",
+            &frozen_flag,
+            "--soft-labels",
+        ],
+    );
     json_of(&out);
     let device = NdArrayDevice::Cpu;
     // The starting trunk: the default model's own when it ships one, else ImageNet's.
@@ -220,16 +227,7 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
 
     // Without vote files, --soft-labels is refused by name.
     std::fs::remove_dir_all(data.join("votes")).unwrap();
-    let out = paca(tmp.path())
-        .args(["finetune", "--epochs", "1", "--soft-labels", "--out", "ft2"])
-        .arg("--init")
-        .arg(root.join("models/default"))
-        .arg("--embedder-weights")
-        .arg(&imagenet)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = finetune_default(tmp.path(), &data, "ft2", &["--soft-labels"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--soft-labels") && err.contains("votes"), "{err}");
