@@ -39,6 +39,12 @@ fn mobilenet_weights() -> Option<PathBuf> {
     }
 }
 
+/// The ImageNet MobileNetV2 embedder from `../shared/weights/`, when present.
+fn mobilenet() -> Option<MobileNetV2Embedder<B>> {
+    let weights = mobilenet_weights()?;
+    Some(MobileNetV2Embedder::<B>::load(&weights, &NdArrayDevice::Cpu).unwrap())
+}
+
 /// Reads float32 tensor `name` from `embed_parity.safetensors` as (shape, values).
 fn fixture(name: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(fixture_dir().join("embed_parity.safetensors")).unwrap();
@@ -82,10 +88,7 @@ fn pixels_match_torch_unfold() {
 
 #[test]
 fn mobilenet_v2_matches_pytorch() {
-    let Some(weights) = mobilenet_weights() else {
-        return;
-    };
-    let model = MobileNetV2Embedder::<B>::load(&weights, &NdArrayDevice::Cpu).unwrap();
+    let Some(model) = mobilenet() else { return };
     let input = fixture_tensor::<4>("input");
     let expected = fixture_tensor::<3>("mobilenet_v2");
     let out = model.embed(input.clone()).unwrap();
@@ -143,10 +146,7 @@ fn mobilenet_v2_matches_pytorch_on_ferplus_face() {
 fn mobilenet_v2_shifted_depthwise_path_matches_pytorch() {
     // The training path (depthwise layers as nine shifted products) against the same PyTorch
     // reference as the grouped-convolution path.
-    let Some(weights) = mobilenet_weights() else {
-        return;
-    };
-    let model = MobileNetV2Embedder::<B>::load(&weights, &NdArrayDevice::Cpu).unwrap();
+    let Some(model) = mobilenet() else { return };
     let out = model.embed_shifted(fixture_tensor::<4>("input")).unwrap();
     assert_parity("mobilenet_v2 shifted path", out, fixture_tensor("mobilenet_v2"));
 }
@@ -493,10 +493,7 @@ fn time_mobilenet_v2_embedder() {
 fn mobilenet_v2_prefix_then_suffix_matches_pytorch_at_every_split() {
     // Partial fine-tuning runs the frozen stem + first n blocks, then the rest: at every split,
     // with either depthwise form, the two halves together give PyTorch's embedding.
-    let Some(weights) = mobilenet_weights() else {
-        return;
-    };
-    let model = MobileNetV2Embedder::<B>::load(&weights, &NdArrayDevice::Cpu).unwrap();
+    let Some(model) = mobilenet() else { return };
     let x = fixture_tensor::<4>("input");
     for n in [0, 1, 6, 10, paca_fer::model::embed::MOBILENET_V2_BLOCKS] {
         for shifted in [false, true] {

@@ -259,11 +259,7 @@ impl<B: Backend> MobileNetV2Embedder<B> {
 
     /// [`Self::forward_features`] with the depthwise layers as shifted products (`shifted`).
     fn forward_features_with(&self, images: Tensor<B, 4>, shifted: bool) -> Tensor<B, 4> {
-        let mut x = relu6(self.stem.forward(images));
-        for block in &self.blocks {
-            x = block.forward_with(x, shifted);
-        }
-        x
+        self.blocks_from(self.forward_prefix(images, 0), 0, shifted)
     }
 
     /// Runs the stem and the first `n` inverted-residual blocks (`features[..=n]`): the frozen
@@ -276,16 +272,19 @@ impl<B: Backend> MobileNetV2Embedder<B> {
         x
     }
 
+    /// Applies blocks `n..` (`features[n + 1..=13]`) to the output of the first `n`.
+    fn blocks_from(&self, mut x: Tensor<B, 4>, n: usize, shifted: bool) -> Tensor<B, 4> {
+        for block in self.blocks.iter().skip(n) {
+            x = block.forward_with(x, shifted);
+        }
+        x
+    }
+
     /// Runs blocks `n..` on [`Self::forward_prefix`]'s output → `[B, 36, 96]`, for training only
     /// the top of the trunk; `shifted` writes the depthwise layers as shifted products (cheap
     /// gradients on GPU backends; burn-ndarray's grouped convolution is faster on the CPU).
     pub fn embed_suffix(&self, x: Tensor<B, 4>, n: usize, shifted: bool) -> Tensor<B, 3> {
-        let mut x = x;
-        for block in self.blocks.iter().skip(n) {
-            x = block.forward_with(x, shifted);
-        }
-        let [b, c, _, _] = x.dims();
-        x.reshape([b, c, NUM_PATCHES]).swap_dims(1, 2)
+        patch_rows(self.blocks_from(x, n, shifted))
     }
 
     /// The fused 3×3 depthwise weight of block `features[block + 1]` (for inspecting training).
@@ -298,9 +297,7 @@ impl<B: Backend> MobileNetV2Embedder<B> {
     /// (same values as [`Self::embed`] up to float rounding).
     pub fn embed_shifted(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 3>, EmbedError> {
         check_input(&images)?;
-        let fmap = self.forward_features_with(images, true);
-        let [b, c, _, _] = fmap.dims();
-        Ok(fmap.reshape([b, c, NUM_PATCHES]).swap_dims(1, 2))
+        Ok(patch_rows(self.forward_features_with(images, true)))
     }
 
     /// Embeds ImageNet-normalised `[B, 3, 96, 96]` faces → `[B, 36, 96]`, patch = row * 6 + col.
@@ -308,9 +305,14 @@ impl<B: Backend> MobileNetV2Embedder<B> {
         check_input(&images)?;
         Ok(in_chunks(images, EMBED_CHUNK, |x| {
             let fmap = self.forward_features(x);
-            let [b, c, h, w] = fmap.dims();
-            debug_assert_eq!([c, h, w], [MOBILENET_V2_DIM, GRID, GRID]);
-            fmap.reshape([b, c, NUM_PATCHES]).swap_dims(1, 2)
+            debug_assert_eq!(fmap.dims()[1..], [MOBILENET_V2_DIM, GRID, GRID]);
+            patch_rows(fmap)
         }))
     }
+}
+
+/// The 6×6 feature map `[B, C, 6, 6]` as one row per patch, `[B, 36, C]` (patch = row * 6 + col).
+fn patch_rows<B: Backend>(fmap: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [b, c, _, _] = fmap.dims();
+    fmap.reshape([b, c, NUM_PATCHES]).swap_dims(1, 2)
 }
