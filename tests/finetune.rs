@@ -28,20 +28,18 @@ fn imagenet() -> std::path::PathBuf {
         .join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors")
 }
 
-/// `finetune` from the shipped default model on `data` into `<dir>/<out>`: one epoch of batches of
-/// 8, plus `extra` flags.
+/// `finetune` from the shipped default model on `data` into `<dir>/<out>`: batches of 8, one epoch
+/// unless `extra` names `--epochs`, plus `extra` flags.
 fn finetune_default(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> std::process::Output {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let one_epoch: &[&str] = if extra.contains(&"--epochs") {
+        &[]
+    } else {
+        &["--epochs", "1"]
+    };
     paca(dir)
-        .args([
-            "finetune",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--warmup-steps",
-            "1",
-        ])
+        .args(["finetune", "--batch-size", "8", "--warmup-steps", "1"])
+        .args(one_epoch)
         .args(extra)
         .arg("--init")
         .arg(root.join("models/default"))
@@ -154,6 +152,8 @@ fn finetune_flags_out_of_range_are_named() {
         ("--lr", "NaN"),
         ("--label-smoothing", "1.5"),
         ("--freeze-blocks", "14"),
+        ("--swa-epochs", "99"),
+        ("--swa-lr", "0"),
     ] {
         let out = paca(tmp.path())
             .args(["finetune", "--out", "ft", "--data", "."])
@@ -231,4 +231,66 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--soft-labels") && err.contains("votes"), "{err}");
+}
+
+#[test]
+fn finetune_swa_writes_the_mean_of_the_last_epochs_weights() {
+    use burn_ndarray::{NdArray, NdArrayDevice};
+    use paca_fer::model::embed::MobileNetV2Embedder;
+    type B = NdArray<f32>;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fer");
+    if !mini_ferplus(&data, 2) {
+        return;
+    }
+    // A constant learning rate (`--swa-lr 1`, one warm-up step) makes the runs' first epochs
+    // identical whatever their length: 2 epochs, 3 epochs, and 3 epochs averaging the last two.
+    let run = |out: &str, epochs: &str, swa: &str| {
+        let flags = [
+            "--epochs",
+            epochs,
+            "--swa-epochs",
+            swa,
+            "--swa-lr",
+            "1",
+            "--embed-lr",
+            "1e-2",
+            "--freeze-blocks",
+            "11",
+        ];
+        json_of(&finetune_default(tmp.path(), &data, out, &flags))
+    };
+    let two = run("two", "2", "1");
+    let three = run("three", "3", "1");
+    let avg = run("avg", "3", "2");
+    assert_eq!(two["averaged_epochs"], 0);
+    assert_eq!(three["averaged_epochs"], 0);
+    assert_eq!(avg["averaged_epochs"], 2);
+    // The average's own run reports its last epoch alone too: the same weights as `three`.
+    assert_eq!(avg["last_epoch_accuracy"], three["metrics"]["accuracy"]);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("avg/finetune.json")).unwrap())
+            .unwrap();
+    let history = record["history"].as_array().unwrap();
+    assert!(history[1]["swa_eval_accuracy"].is_null());
+    assert!(history[2]["swa_eval_accuracy"].is_f64());
+
+    let device = NdArrayDevice::Cpu;
+    let trunk = |out: &str| {
+        MobileNetV2Embedder::<B>::load(&tmp.path().join(out).join("embedder.mpk"), &device).unwrap()
+    };
+    let (e2, e3, mean) = (trunk("two"), trunk("three"), trunk("avg"));
+    for block in [11, 12] {
+        let a = e2.depthwise_weight(block).unwrap();
+        let b = e3.depthwise_weight(block).unwrap();
+        let m = mean.depthwise_weight(block).unwrap();
+        let apart: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+        assert!(
+            apart > 1e-4,
+            "block {block}: epochs 2 and 3 did not differ ({apart})"
+        );
+        let off: f32 = (m - (a + b) / 2.0).abs().max().into_scalar();
+        assert!(off < 1e-5, "block {block}: average off the mean by {off}");
+    }
 }

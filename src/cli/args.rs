@@ -167,6 +167,14 @@ pub struct FinetuneArgs {
     /// instead of the majority labels alone.
     #[arg(long)]
     pub soft_labels: bool,
+    /// Average the weights of the last N epochs (stochastic weight averaging) and write that
+    /// average; 0 writes the last epoch's weights.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub swa_epochs: usize,
+    /// With --swa-epochs: the fraction of the peak learning rates the cosine decays to and holds
+    /// during the averaged epochs.
+    #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
+    pub swa_lr: f64,
     /// Seed of shuffles, augmentations and stochastic depth.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -41,6 +41,16 @@ fn check_args(a: &FinetuneArgs) -> Result<()> {
             a.freeze_blocks
         );
     }
+    if a.swa_epochs > a.epochs {
+        bail!(
+            "--swa-epochs must be at most --epochs ({}), got {}",
+            a.epochs,
+            a.swa_epochs
+        );
+    }
+    if !(a.swa_lr.is_finite() && a.swa_lr > 0.0 && a.swa_lr <= 1.0) {
+        bail!("--swa-lr must be a fraction in (0, 1], got {}", a.swa_lr);
+    }
     if let Some(m) = a.budget_min
         && !(m.is_finite() && m > 0.0)
     {
@@ -184,6 +194,8 @@ fn run_on<B: AutodiffBackend>(
         warmup_steps: a.warmup_steps,
         label_smoothing: a.label_smoothing,
         freeze_blocks: a.freeze_blocks,
+        swa_epochs: a.swa_epochs,
+        swa_lr: a.swa_lr,
         shifted_depthwise,
         seed: a.seed,
         augment: if a.no_augment {
@@ -223,6 +235,8 @@ fn run_on<B: AutodiffBackend>(
         "options": opts,
         "history": outcome.history,
         "epochs": outcome.epochs,
+        "averaged_epochs": outcome.averaged_epochs,
+        "last_epoch_metrics": outcome.last_epoch_metrics,
         "train_faces": train.len(),
         "eval_faces": eval.len(),
         "skipped_images": skipped,
@@ -235,7 +249,13 @@ fn run_on<B: AutodiffBackend>(
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;
     if json {
-        print_json(&json!({ "model": a.out, "metrics": metrics, "epochs": outcome.epochs }))?;
+        print_json(&json!({
+            "model": a.out,
+            "metrics": metrics,
+            "epochs": outcome.epochs,
+            "averaged_epochs": outcome.averaged_epochs,
+            "last_epoch_accuracy": outcome.last_epoch_metrics.as_ref().map(|m| m.accuracy),
+        }))?;
     } else {
         println!(
             "{}: accuracy {:.2} %, macro-F1 {:.3} on {} faces after {} epochs",
@@ -245,6 +265,13 @@ fn run_on<B: AutodiffBackend>(
             metrics.images,
             outcome.epochs
         );
+        if let Some(last) = &outcome.last_epoch_metrics {
+            println!(
+                "  (weights averaged over the last {} epochs; the last epoch alone: {:.2} %)",
+                outcome.averaged_epochs,
+                last.accuracy * 100.0
+            );
+        }
     }
     Ok(())
 }

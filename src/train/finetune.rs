@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::Augment;
 use super::checkpoint::{self, CheckpointState};
 use super::metrics::{self, Metrics};
+use super::swa::WeightAverage;
 use super::trainer::progress_bar;
 use crate::data::VoteDistribution;
 use crate::labels::{Emotion, NUM_CLASSES};
@@ -103,6 +104,11 @@ pub struct FinetuneOptions {
     pub seed: u64,
     /// Augmentation of training faces.
     pub augment: Augment,
+    /// Average the weights of the last this many epochs (stochastic weight averaging) and
+    /// return that average; 0 returns the last epoch's weights.
+    pub swa_epochs: usize,
+    /// Learning-rate multiplier the cosine decays to and holds during the averaged epochs.
+    pub swa_lr: f64,
     /// Wall-clock budget: after the first epoch the epoch count is cut to what fits.
     #[serde(skip)]
     pub budget: Option<Duration>,
@@ -115,14 +121,24 @@ pub struct FinetuneOptions {
 }
 
 impl FinetuneOptions {
-    /// Learning-rate multiplier of global step `step` of `total`: linear warm-up, then half cosine.
-    pub fn schedule(&self, step: usize, total: usize) -> f64 {
+    /// Learning-rate multiplier of global step `step` of `total`: linear warm-up, then half cosine
+    /// down to 0 — or, when the last `hold` steps are averaged, down to `swa_lr` at step
+    /// `total − hold` and held there (a constant rate keeps the averaged weights apart).
+    pub fn schedule(&self, step: usize, total: usize, hold: usize) -> f64 {
         if step < self.warmup_steps {
             return (step + 1) as f64 / self.warmup_steps as f64;
         }
-        let span = total.saturating_sub(self.warmup_steps).max(1);
-        let t = (step - self.warmup_steps).min(span) as f64 / span as f64;
-        0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+        let (floor, end) = if hold > 0 {
+            (self.swa_lr, total.saturating_sub(hold))
+        } else {
+            (0.0, total)
+        };
+        if step >= end {
+            return floor;
+        }
+        let span = end - self.warmup_steps;
+        let t = (step - self.warmup_steps) as f64 / span as f64;
+        floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
     }
 }
 
@@ -137,6 +153,9 @@ pub struct EpochLog {
     pub train_accuracy: f64,
     /// Accuracy on the evaluation faces, when given.
     pub eval_accuracy: Option<f64>,
+    /// Accuracy of the weight average so far (from its second model on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swa_eval_accuracy: Option<f64>,
     /// Seconds of training (evaluation excluded).
     pub seconds: f64,
     /// Training faces per second.
@@ -148,8 +167,13 @@ pub struct EpochLog {
 pub struct FinetuneOutcome {
     /// One entry per epoch trained (resumed epochs included).
     pub history: Vec<EpochLog>,
-    /// Metrics on the evaluation faces after the last epoch, when given.
+    /// Metrics of the returned model (the weight average when one was kept) on the evaluation
+    /// faces, when given.
     pub metrics: Option<Metrics>,
+    /// Metrics of the last epoch's own weights, when the returned model is a weight average.
+    pub last_epoch_metrics: Option<Metrics>,
+    /// Epochs whose weights the returned model averages (0: the last epoch's weights).
+    pub averaged_epochs: usize,
     /// Epochs the run ended with (may be below the requested count under a budget).
     pub epochs: usize,
 }
@@ -261,6 +285,7 @@ pub fn finetune<B: AutodiffBackend>(
     let mut state = CheckpointState::default();
     let mut history: Vec<EpochLog> = vec![];
     let mut epochs = opts.epochs;
+    let mut average: Option<WeightAverage<FaceNet<B::InnerBackend>>> = None;
     if opts.resume
         && let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)?
     {
@@ -273,6 +298,14 @@ pub fn finetune<B: AutodiffBackend>(
         }
         if let Ok(text) = std::fs::read_to_string(folder.join("epochs.json")) {
             epochs = serde_json::from_str(&text).unwrap_or(epochs);
+        }
+        if let Ok(text) = std::fs::read_to_string(folder.join("swa.json")) {
+            let count: usize = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a count", folder.join("swa.json").display()))?;
+            let mean = model
+                .valid()
+                .load_record(checkpoint::load_record(&folder, "swa", device)?);
+            average = Some(WeightAverage::resume(mean, count));
         }
         log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());
         state = s;
@@ -348,7 +381,8 @@ pub fn finetune<B: AutodiffBackend>(
             let mut grads = loss.backward();
             let g_embed = GradientsParams::from_module(&mut grads, &model.embedder);
             let g_vit = GradientsParams::from_module(&mut grads, &model.vit);
-            let scale = opts.schedule(epoch * steps_per_epoch + step, epochs * steps_per_epoch);
+            let hold = opts.swa_epochs.min(epochs) * steps_per_epoch;
+            let scale = opts.schedule(epoch * steps_per_epoch + step, epochs * steps_per_epoch, hold);
             model = opt_embed.step(opts.embed_lr * scale, model, g_embed);
             model = opt_vit.step(opts.lr * scale, model, g_vit);
             bar.inc(1);
@@ -369,6 +403,7 @@ pub fn finetune<B: AutodiffBackend>(
             loss: loss_sum as f64 / train.len() as f64,
             train_accuracy: correct as f64 / train.len() as f64,
             eval_accuracy,
+            swa_eval_accuracy: None,
             seconds: secs,
             images_per_s: train.len() as f64 / secs,
         };
@@ -400,6 +435,24 @@ pub fn finetune<B: AutodiffBackend>(
             }
         }
 
+        // The last `swa_epochs` epochs' weights go into the running average.
+        if state.epochs_done + opts.swa_epochs.min(epochs) > epochs {
+            let weights = model.valid();
+            match average.as_mut() {
+                Some(avg) => avg.add(&weights)?,
+                None => average = Some(WeightAverage::new(weights)),
+            }
+            if let Some(avg) = average.as_ref().filter(|a| a.count() > 1 && !eval.is_empty()) {
+                let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
+                let pred = predict_faces(avg.mean(), eval, 256, opts.shifted_depthwise, device)?;
+                let acc = metrics::compute(&truth, &pred).accuracy;
+                log::info!("weight average of {} epochs: eval acc {acc:.4}", avg.count());
+                if let Some(h) = history.last_mut() {
+                    h.swa_eval_accuracy = Some(acc);
+                }
+            }
+        }
+
         let folder = checkpoint::epoch_folder(&opts.checkpoint_dir, state.epochs_done);
         std::fs::create_dir_all(&folder)?;
         model.clone().save_file(folder.join("model"), &recorder)?;
@@ -410,22 +463,37 @@ pub fn finetune<B: AutodiffBackend>(
             serde_json::to_string(&history)?.as_bytes(),
         )?;
         checkpoint::write_atomic(&folder.join("epochs.json"), epochs.to_string().as_bytes())?;
+        if let Some(avg) = &average {
+            avg.mean().clone().save_file(folder.join("swa"), &recorder)?;
+            checkpoint::write_atomic(&folder.join("swa.json"), avg.count().to_string().as_bytes())?;
+        }
         checkpoint::commit_epoch(&opts.checkpoint_dir, &mut state)?;
     }
 
-    let inner = model.valid();
-    let metrics = if eval.is_empty() {
-        None
-    } else {
+    let evaluate = |net: &FaceNet<B::InnerBackend>| -> Result<Option<Metrics>> {
+        if eval.is_empty() {
+            return Ok(None);
+        }
         let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
-        let pred = predict_faces(&inner, eval, 256, opts.shifted_depthwise, device)?;
-        Some(metrics::compute(&truth, &pred))
+        let pred = predict_faces(net, eval, 256, opts.shifted_depthwise, device)?;
+        Ok(Some(metrics::compute(&truth, &pred)))
     };
+    let last = model.valid();
+    let (inner, last_epoch_metrics, averaged_epochs) = match average {
+        Some(avg) if avg.count() > 1 => {
+            let n = avg.count();
+            (avg.into_mean(), evaluate(&last)?, n)
+        }
+        _ => (last, None, 0),
+    };
+    let metrics = evaluate(&inner)?;
     Ok((
         inner,
         FinetuneOutcome {
             history,
             metrics,
+            last_epoch_metrics,
+            averaged_epochs,
             epochs,
         },
     ))
@@ -444,6 +512,8 @@ mod tests {
             warmup_steps: 10,
             label_smoothing: 0.0,
             freeze_blocks: 0,
+            swa_epochs: 0,
+            swa_lr: 0.5,
             shifted_depthwise: false,
             seed: 0,
             augment: Augment::none(),
@@ -485,11 +555,26 @@ mod tests {
     #[test]
     fn schedule_warms_up_linearly_then_decays_to_zero() {
         let o = opts();
-        assert!((o.schedule(0, 110) - 0.1).abs() < 1e-12);
-        assert!((o.schedule(9, 110) - 1.0).abs() < 1e-12);
-        assert!((o.schedule(10, 110) - 1.0).abs() < 1e-12);
-        assert!((o.schedule(60, 110) - 0.5).abs() < 1e-12);
-        assert!(o.schedule(110, 110).abs() < 1e-12);
-        assert!((11..110).all(|s| o.schedule(s, 110) < o.schedule(s - 1, 110)));
+        assert!((o.schedule(0, 110, 0) - 0.1).abs() < 1e-12);
+        assert!((o.schedule(9, 110, 0) - 1.0).abs() < 1e-12);
+        assert!((o.schedule(10, 110, 0) - 1.0).abs() < 1e-12);
+        assert!((o.schedule(60, 110, 0) - 0.5).abs() < 1e-12);
+        assert!(o.schedule(110, 110, 0).abs() < 1e-12);
+        assert!((11..110).all(|s| o.schedule(s, 110, 0) < o.schedule(s - 1, 110, 0)));
+    }
+
+    #[test]
+    fn schedule_with_averaged_steps_decays_to_the_swa_rate_and_holds_it() {
+        let o = FinetuneOptions {
+            swa_lr: 0.25,
+            ..opts()
+        };
+        // Warm-up 10 steps, cosine over steps 10..60 from 1 to 0.25, then 0.25 for 50 steps.
+        assert!((o.schedule(10, 110, 50) - 1.0).abs() < 1e-12);
+        assert!((o.schedule(35, 110, 50) - 0.625).abs() < 1e-12);
+        assert!((o.schedule(60, 110, 50) - 0.25).abs() < 1e-12);
+        assert!((60..110).all(|s| (o.schedule(s, 110, 50) - 0.25).abs() < 1e-12));
+        // Every epoch averaged: the held rate right after the warm-up.
+        assert!((o.schedule(10, 110, 110) - 0.25).abs() < 1e-12);
     }
 }

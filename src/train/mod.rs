@@ -8,5 +8,6 @@ pub mod metrics;
 pub mod plots;
 pub mod results;
 pub mod run;
+pub mod swa;
 pub mod sweep;
 pub mod trainer;
