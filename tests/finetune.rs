@@ -31,14 +31,19 @@ fn imagenet() -> std::path::PathBuf {
 /// `finetune` from the shipped default model on `data` into `<dir>/<out>`: batches of 8, one epoch
 /// unless `extra` names `--epochs`, plus `extra` flags.
 fn finetune_default(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    finetune_command(dir, data, out, extra).output().unwrap()
+}
+
+/// The command [`finetune_default`] runs.
+fn finetune_command(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> Command {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let one_epoch: &[&str] = if extra.contains(&"--epochs") {
         &[]
     } else {
         &["--epochs", "1"]
     };
-    paca(dir)
-        .args(["finetune", "--batch-size", "8", "--warmup-steps", "1"])
+    let mut c = paca(dir);
+    c.args(["finetune", "--batch-size", "8", "--warmup-steps", "1"])
         .args(one_epoch)
         .args(extra)
         .arg("--init")
@@ -46,9 +51,8 @@ fn finetune_default(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> std::
         .arg("--embedder-weights")
         .arg(imagenet())
         .args(["--out", out, "--data"])
-        .arg(data)
-        .output()
-        .unwrap()
+        .arg(data);
+    c
 }
 
 fn json_of(out: &std::process::Output) -> Value {
@@ -293,4 +297,67 @@ fn finetune_swa_writes_the_mean_of_the_last_epochs_weights() {
         let off: f32 = (m - (a + b) / 2.0).abs().max().into_scalar();
         assert!(off < 1e-5, "block {block}: average off the mean by {off}");
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn finetune_swa_killed_mid_run_resumes_to_the_same_average() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fer");
+    if !mini_ferplus(&data, 2) {
+        return;
+    }
+    let flags = [
+        "--epochs",
+        "5",
+        "--swa-epochs",
+        "4",
+        "--embed-lr",
+        "1e-2",
+        "--freeze-blocks",
+        "11",
+    ];
+    let full = json_of(&finetune_default(tmp.path(), &data, "full", &flags));
+    assert_eq!(full["averaged_epochs"], 4);
+
+    // SIGKILL once the second epoch (the first averaged one) is committed, then --resume.
+    let mut child = finetune_command(tmp.path(), &data, "cut", &flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = tmp.path().join("train/runs/cut-finetune/latest.json");
+    let t = Instant::now();
+    let killed_mid_run = loop {
+        let done = std::fs::read_to_string(&latest)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .and_then(|v| v["epochs_done"].as_u64());
+        if done >= Some(2) {
+            child.kill().unwrap();
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    child.wait().unwrap();
+    assert!(killed_mid_run, "the run finished before it could be killed");
+    assert!(!tmp.path().join("cut/model.mpk").exists());
+    let mut resume = flags.to_vec();
+    resume.push("--resume");
+    let cut = json_of(&finetune_default(tmp.path(), &data, "cut", &resume));
+    assert_eq!(cut["averaged_epochs"], 4);
+    assert_eq!(cut["metrics"]["confusion"], full["metrics"]["confusion"]);
+    assert_eq!(cut["last_epoch_accuracy"], full["last_epoch_accuracy"]);
+    let model = |out: &str| std::fs::read(tmp.path().join(out).join("embedder.mpk")).unwrap();
+    assert!(
+        model("cut") == model("full"),
+        "resumed average differs from the uninterrupted one"
+    );
 }
