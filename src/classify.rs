@@ -153,19 +153,33 @@ impl<B: Backend> Classifier<B> {
         self.meta.flip_tta = on;
     }
 
-    /// Classifies 96×96 faces and reports the time of each stage. With `flip_tta` each face's
-    /// probabilities are the mean of its own and its mirror image's.
+    /// Turns zoomed-view test-time augmentation on or off (the model folder's `zoom_tta` is the default).
+    pub fn set_zoom_tta(&mut self, on: bool) {
+        self.meta.zoom_tta = on;
+    }
+
+    /// Classifies 96×96 faces and reports the time of each stage. With `flip_tta` and/or
+    /// `zoom_tta` each face's probabilities are the mean over its views: itself, its mirror
+    /// image, its [`zoom_view`], and the zoomed mirror image.
     pub fn classify_timed(&self, faces: &[RgbImage]) -> Result<(Vec<Prediction>, StageTimes)> {
-        if !self.meta.flip_tta || faces.is_empty() {
+        if !(self.meta.flip_tta || self.meta.zoom_tta) || faces.is_empty() {
             return self.classify_once(faces);
         }
-        let mut both = faces.to_vec();
-        both.extend(faces.iter().map(image::imageops::flip_horizontal));
-        let (mut preds, times) = self.classify_once(&both)?;
-        let mirrored = preds.split_off(faces.len());
-        for (p, m) in preds.iter_mut().zip(mirrored) {
-            for (a, b) in p.probs.iter_mut().zip(m.probs) {
-                *a = 0.5 * (*a + b);
+        let mut views = faces.to_vec();
+        if self.meta.zoom_tta {
+            views.extend(faces.iter().map(zoom_view));
+        }
+        if self.meta.flip_tta {
+            let mirrors: Vec<RgbImage> = views.iter().map(image::imageops::flip_horizontal).collect();
+            views.extend(mirrors);
+        }
+        let n_views = views.len() / faces.len();
+        let (all, times) = self.classify_once(&views)?;
+        let mut preds: Vec<Prediction> = all[..faces.len()].to_vec();
+        for (i, p) in preds.iter_mut().enumerate() {
+            for c in 0..NUM_CLASSES {
+                let sum: f32 = (0..n_views).map(|v| all[v * faces.len() + i].probs[c]).sum();
+                p.probs[c] = sum / n_views as f32;
             }
             p.label = Emotion::ALL[crate::labels::argmax(&p.probs)];
         }
@@ -230,4 +244,20 @@ impl<B: Backend> Classifier<B> {
             .collect();
         Ok((out, times))
     }
+}
+
+/// Side of the centre square [`zoom_view`] keeps: 88 of 96 pixels (2 of 48 at FER+ resolution
+/// trimmed from each side).
+pub const ZOOM_CROP: u32 = 88;
+
+/// The face's central `ZOOM_CROP`² square scaled back to the face's size (a 1.09× zoom): a second
+/// view for test-time augmentation, with the same framing at any input size.
+pub fn zoom_view(face: &RgbImage) -> RgbImage {
+    let (w, h) = face.dimensions();
+    let (cw, ch) = (
+        (w * ZOOM_CROP).div_ceil(96).max(1),
+        (h * ZOOM_CROP).div_ceil(96).max(1),
+    );
+    let crop = image::imageops::crop_imm(face, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+    image::imageops::resize(&crop, w, h, image::imageops::FilterType::Triangle)
 }

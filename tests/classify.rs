@@ -41,3 +41,63 @@ fn flip_tta_averages_each_face_with_its_mirror_image() {
         "mirror images changed no probability: the TTA path was not taken"
     );
 }
+
+#[test]
+fn zoom_tta_averages_each_face_over_its_zoomed_and_mirrored_views() {
+    use paca_fer::classify::zoom_view;
+    let Some(root) = common::ferplus() else { return };
+    let ds = Dataset::open(&root, Layout::FerPlus).unwrap();
+    let faces: Vec<_> = ds
+        .split("valid")
+        .unwrap()
+        .chunks(400)
+        .map(|c| load_face(&c[0].path, 96).unwrap())
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
+    let mut clf = Classifier::<Cpu>::load(&dir, &Default::default()).unwrap();
+    clf.set_flip_tta(false);
+    clf.set_zoom_tta(false);
+    let zoomed: Vec<_> = faces.iter().map(zoom_view).collect();
+    let mirror = |v: &[image::RgbImage]| -> Vec<image::RgbImage> {
+        v.iter().map(image::imageops::flip_horizontal).collect()
+    };
+    let views = [
+        clf.classify(&faces).unwrap(),
+        clf.classify(&zoomed).unwrap(),
+        clf.classify(&mirror(&faces)).unwrap(),
+        clf.classify(&mirror(&zoomed)).unwrap(),
+    ];
+    for (flip, n_views) in [(false, 2), (true, 4)] {
+        clf.set_flip_tta(flip);
+        clf.set_zoom_tta(true);
+        let tta = clf.classify(&faces).unwrap();
+        assert_eq!(tta.len(), faces.len());
+        let mut differs = false;
+        for (i, t) in tta.iter().enumerate() {
+            for c in 0..8 {
+                let want: f32 = views[..n_views].iter().map(|v| v[i].probs[c]).sum::<f32>() / n_views as f32;
+                assert!((t.probs[c] - want).abs() < 1e-5, "{} vs {want}", t.probs[c]);
+            }
+            assert_eq!(t.label.index(), paca_fer::labels::argmax(&t.probs));
+            differs |= (t.probs[0] - views[0][i].probs[0]).abs() > 1e-4;
+        }
+        assert!(differs, "the zoomed views changed no probability (flip {flip})");
+    }
+}
+
+#[test]
+fn zoom_view_keeps_the_central_88_of_96_pixels() {
+    use paca_fer::classify::zoom_view;
+    // A horizontal ramp (red = x) and a vertical one (green = y).
+    let face = image::RgbImage::from_fn(96, 96, |x, y| image::Rgb([x as u8 * 2, y as u8 * 2, 0]));
+    let z = zoom_view(&face);
+    assert_eq!(z.dimensions(), (96, 96));
+    // Output pixel x samples the crop (starting at 4, 88 wide) at (x + 0.5) * 88 / 96 - 0.5.
+    for x in 8..88u32 {
+        let want = 2.0 * (4.0 + (x as f32 + 0.5) * 88.0 / 96.0 - 0.5);
+        let got = z.get_pixel(x, 40)[0] as f32;
+        assert!((got - want).abs() <= 1.5, "x {x}: {got} vs {want}");
+        let got = z.get_pixel(40, x)[1] as f32;
+        assert!((got - want).abs() <= 1.5, "y {x}: {got} vs {want}");
+    }
+}

@@ -361,3 +361,82 @@ fn finetune_swa_killed_mid_run_resumes_to_the_same_average() {
         "resumed average differs from the uninterrupted one"
     );
 }
+
+#[test]
+fn average_writes_the_mean_of_fine_tuned_folders_and_scores_it() {
+    use burn_ndarray::{NdArray, NdArrayDevice};
+    use paca_fer::model::embed::MobileNetV2Embedder;
+    type B = NdArray<f32>;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fer");
+    if !mini_ferplus(&data, 2) {
+        return;
+    }
+    // Two fine-tunings of the default model that differ only in their seed.
+    for (out, seed) in [("a", "1"), ("b", "2")] {
+        let flags = ["--seed", seed, "--embed-lr", "1e-2", "--freeze-blocks", "11"];
+        json_of(&finetune_default(tmp.path(), &data, out, &flags));
+    }
+    let soup = json_of(
+        &paca(tmp.path())
+            .args(["average", "a", "b", "--out", "soup", "--data"])
+            .arg(&data)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(soup["models"], 2);
+    let device = NdArrayDevice::Cpu;
+    let trunk = |out: &str| {
+        MobileNetV2Embedder::<B>::load(&tmp.path().join(out).join("embedder.mpk"), &device).unwrap()
+    };
+    let (a, b, mean) = (trunk("a"), trunk("b"), trunk("soup"));
+    for block in [11, 12] {
+        let (wa, wb) = (
+            a.depthwise_weight(block).unwrap(),
+            b.depthwise_weight(block).unwrap(),
+        );
+        let apart: f32 = (wa.clone() - wb.clone()).abs().max().into_scalar();
+        assert!(
+            apart > 1e-4,
+            "block {block}: the two runs did not differ ({apart})"
+        );
+        let off: f32 = (mean.depthwise_weight(block).unwrap() - (wa + wb) / 2.0)
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(off < 1e-6, "block {block}: soup off the mean by {off}");
+    }
+    // Its recorded metrics are what `eval` measures on the written folder.
+    let eval = json_of(
+        &paca(tmp.path())
+            .args([
+                "eval",
+                "--model",
+                "soup",
+                "--split",
+                "valid",
+                "--flip-tta",
+                "false",
+                "--data",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(eval["confusion"], soup["metrics"]["confusion"]);
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("soup/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["metrics"]["confusion"], eval["confusion"]);
+    assert_eq!(meta["embedder_weights"], "embedder.mpk");
+
+    // A folder that is not a fine-tuned one is refused by name.
+    let bad = paca(tmp.path())
+        .args(["average", "a", "nowhere", "--out", "x", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("nowhere") && err.contains("meta.json"), "{err}");
+}

@@ -58,6 +58,7 @@ fn model_dir() -> &'static Path {
                     .to_string(),
             ),
             flip_tta: false,
+            zoom_tta: false,
         };
         std::fs::write(
             dir.path().join("meta.json"),

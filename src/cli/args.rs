@@ -32,6 +32,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Train a model folder's MobileNetV2 trunk and ViT together on augmented faces.
     Finetune(FinetuneArgs),
+    /// Average the weights of fine-tuned folders that share a starting model (a model soup).
+    Average(AverageArgs),
     /// Evaluate a trained model on a dataset split.
     Eval(EvalArgs),
     /// Classify already-cropped face images.
@@ -192,6 +194,20 @@ pub struct FinetuneArgs {
     pub device: String,
 }
 
+/// `average` flags.
+#[derive(Debug, Args)]
+pub struct AverageArgs {
+    /// Fine-tuned model folders (same configuration, started from one model).
+    #[arg(required = true, num_args = 2..)]
+    pub models: Vec<PathBuf>,
+    /// Data whose valid/test split scores the average (its metrics go into meta.json).
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Model folder to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
 /// `eval` flags.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -207,6 +223,9 @@ pub struct EvalArgs {
     /// Mirror-image test-time augmentation on or off (default: the model folder's `flip_tta`).
     #[arg(long, value_name = "BOOL")]
     pub flip_tta: Option<bool>,
+    /// Zoomed-view test-time augmentation on or off (default: the model folder's `zoom_tta`).
+    #[arg(long, value_name = "BOOL")]
+    pub zoom_tta: Option<bool>,
 }
 
 /// `predict` flags.
@@ -250,6 +269,10 @@ pub struct RunArgs {
     /// off halves the per-face cost on slow devices).
     #[arg(long, value_name = "BOOL")]
     pub flip_tta: Option<bool>,
+    /// Zoomed-view test-time augmentation on or off (default: the model folder's `zoom_tta`;
+    /// each of zoom and mirror doubles the per-face cost).
+    #[arg(long, value_name = "BOOL")]
+    pub zoom_tta: Option<bool>,
     /// Override the selected clustering method.
     #[arg(long)]
     pub method: Option<String>,

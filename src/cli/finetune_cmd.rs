@@ -114,7 +114,7 @@ fn soft_targets(
 }
 
 /// Reads the starting model folder's metadata.
-fn read_meta(dir: &Path) -> Result<ModelMeta> {
+pub(super) fn read_meta(dir: &Path) -> Result<ModelMeta> {
     let path = dir.join("meta.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -225,6 +225,7 @@ fn run_on<B: AutodiffBackend>(
         data: a.source.data.display().to_string(),
         embedder_weights: Some(FINETUNED_EMBEDDER_FILE.to_string()),
         flip_tta: init_meta.flip_tta,
+        zoom_tta: init_meta.zoom_tta,
     };
     write_atomic(
         &a.out.join("meta.json"),

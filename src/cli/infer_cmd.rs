@@ -27,6 +27,9 @@ pub fn eval(a: &EvalArgs, config: &Config, json: bool) -> Result<()> {
     if let Some(on) = a.flip_tta {
         clf.set_flip_tta(on);
     }
+    if let Some(on) = a.zoom_tta {
+        clf.set_zoom_tta(on);
+    }
     let ds = open_dataset(&a.source, config)?;
     // Unsplit folders: `--split all` (or the default `test`) evaluates every image.
     let samples = match ds.split(&a.split) {
@@ -62,6 +65,7 @@ pub fn eval(a: &EvalArgs, config: &Config, json: bool) -> Result<()> {
             "model": dir.display().to_string(),
             "split": a.split,
             "flip_tta": clf.meta.flip_tta,
+            "zoom_tta": clf.meta.zoom_tta,
         }))?;
     } else {
         println!(

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one handler per subcommand.
 
 mod args;
+mod average_cmd;
 mod bench_cmd;
 mod bench_pipeline;
 mod data_cmd;
@@ -40,6 +41,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Data(a) => data_cmd::run(a, &config, cli.json),
         Command::Train(a) => train_cmd::run(a, &config, cli.json),
         Command::Finetune(a) => finetune_cmd::run(a, &config, cli.json),
+        Command::Average(a) => average_cmd::run(a, &config, cli.json),
         Command::Eval(a) => infer_cmd::eval(a, &config, cli.json),
         Command::Predict(a) => infer_cmd::predict(a, &config, cli.json),
         Command::Select(a) => select_cmd::run(a, &config, cli.json),

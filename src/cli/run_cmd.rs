@@ -154,6 +154,9 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     if let Some(on) = a.flip_tta {
         classifier.set_flip_tta(on);
     }
+    if let Some(on) = a.zoom_tta {
+        classifier.set_zoom_tta(on);
+    }
     let detector = load_detector(a.detect_width.unwrap_or(config.run.detect_width))?;
     let (opener, live) = match &a.input {
         Some(p) => (input_opener(p, (a.loops != 0).then_some(a.loops))?, false),

@@ -79,6 +79,10 @@ pub struct ModelMeta {
     /// a second trunk + ViT pass per face).
     #[serde(default)]
     pub flip_tta: bool,
+    /// Also classify each face's central 88/96 square, zoomed back to 96×96, and average
+    /// (test-time augmentation; one more pass per face, two with `flip_tta`).
+    #[serde(default)]
+    pub zoom_tta: bool,
 }
 
 /// The train and evaluation splits of a dataset as labelled samples.
@@ -344,6 +348,7 @@ pub fn run_cells<B: AutodiffBackend>(
             data: ds.root.display().to_string(),
             embedder_weights: spec.embedder_weights.as_ref().map(|p| p.display().to_string()),
             flip_tta: false,
+            zoom_tta: false,
         };
         crate::model::save_model(&model_dir, &model, &cfg)?;
         std::fs::write(model_dir.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
