@@ -128,6 +128,8 @@ pub struct RunConfig {
     pub align: bool,
     /// Weight of the previous average in the per-face EMA of probabilities, in [0, 1).
     pub smoothing: f32,
+    /// Use the model folder's test-time augmentation views in live runs.
+    pub model_tta: bool,
 }
 
 /// The whole configuration.

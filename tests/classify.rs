@@ -20,6 +20,7 @@ fn flip_tta_averages_each_face_with_its_mirror_image() {
         .collect();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
     let mut clf = Classifier::<Cpu>::load(&dir, &Default::default()).unwrap();
+    clf.set_zoom_tta(false);
     clf.set_flip_tta(false);
     let plain = clf.classify(&faces).unwrap();
     let mirrors: Vec<_> = faces.iter().map(image::imageops::flip_horizontal).collect();

@@ -454,3 +454,61 @@ fn async_detection_uses_the_latest_boxes() {
         .count();
     assert!(hits >= 20, "face found in only {hits} of 30 frames");
 }
+
+/// Probabilities of the first face `run` reports on the bundled sample photo with the shipped model.
+fn sample_probs(extra: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("out.jsonl");
+    let out = bin()
+        .args(extra)
+        .args(["run", "--headless", "--model", "models/default", "--input"])
+        .arg(manifest().join("tests/fixtures/face/astronaut.png"))
+        .arg("--jsonl")
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    line["faces"][0]["probs"].clone()
+}
+
+#[test]
+fn live_runs_use_the_model_folders_tta_only_when_asked() {
+    let shipped: Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest().join("models/default/meta.json")).unwrap())
+            .unwrap();
+    if shipped["flip_tta"] != true || shipped["zoom_tta"] != true {
+        return; // the check needs a default model that ships with TTA on
+    }
+    let one_view = sample_probs(&[]);
+    assert!(one_view.is_object(), "no face found: {one_view}");
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "[run]\nmodel_tta = true\n").unwrap();
+    let by_config = sample_probs(&["--config", cfg.path().to_str().unwrap()]);
+    assert_ne!(by_config, one_view, "run.model_tta = true changed nothing");
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("out.jsonl");
+    let out = bin()
+        .args([
+            "run",
+            "--headless",
+            "--model",
+            "models/default",
+            "--flip-tta",
+            "true",
+        ])
+        .args(["--zoom-tta", "true", "--input"])
+        .arg(manifest().join("tests/fixtures/face/astronaut.png"))
+        .arg("--jsonl")
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        line["faces"][0]["probs"], by_config,
+        "the flags and the config disagree"
+    );
+}

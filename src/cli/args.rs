@@ -376,6 +376,12 @@ pub struct BenchPipelineArgs {
     /// Frame rate of the paced pass that measures latency (a webcam's 30 FPS).
     #[arg(long, default_value_t = 30.0)]
     pub source_fps: f64,
+    /// Mirror-image test-time augmentation on or off (default: as `run`).
+    #[arg(long, value_name = "BOOL")]
+    pub flip_tta: Option<bool>,
+    /// Zoomed-view test-time augmentation on or off (default: as `run`).
+    #[arg(long, value_name = "BOOL")]
+    pub zoom_tta: Option<bool>,
 }
 
 /// `bench frames` flags.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::args::{BenchFramesArgs, BenchPipelineArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
-use super::run_cmd::{choose_model, load_detector, percentile, run_options};
+use super::run_cmd::{choose_model, live_tta, load_detector, percentile, run_options};
 use crate::backend::Cpu;
 use crate::classify::Classifier;
 use crate::config::Config;
@@ -27,7 +27,9 @@ fn pass(
     detect_async: bool,
     fps_in: Option<f64>,
 ) -> Result<Value> {
-    let classifier = Classifier::<Cpu>::load(dir, &Default::default())?;
+    let mut classifier = Classifier::<Cpu>::load(dir, &Default::default())?;
+    live_tta(&mut classifier, config, a.flip_tta, a.zoom_tta);
+    let (flip_tta, zoom_tta) = (classifier.meta.flip_tta, classifier.meta.zoom_tta);
     let width = a.detect_width.unwrap_or(config.run.detect_width);
     let detector = load_detector(width)?;
     let mut opts = run_options(config, None, true);
@@ -60,6 +62,8 @@ fn pass(
         "detect_async": detect_async,
         "source_fps": fps_in,
         "skipped": s.skipped,
+        "flip_tta": flip_tta,
+        "zoom_tta": zoom_tta,
     }))
 }
 
@@ -88,6 +92,8 @@ pub fn pipeline(a: &BenchPipelineArgs, config: &Config, json: bool) -> Result<()
         "latency_p95_ms",
         "stages",
         "faces_per_frame",
+        "flip_tta",
+        "zoom_tta",
     ] {
         live[key] = paced_run[key].clone();
     }

@@ -140,6 +140,26 @@ fn camera_source(_index: u32) -> Result<SourceOpener> {
     bail!("this build has no camera support (the `camera` feature is off); use --input PATH")
 }
 
+/// Test-time augmentation for live runs: the model folder's views only when `run.model_tta` is
+/// on (they multiply the per-face cost), then the command line's `--flip-tta` / `--zoom-tta`.
+pub(super) fn live_tta(
+    classifier: &mut Classifier<Cpu>,
+    config: &Config,
+    flip: Option<bool>,
+    zoom: Option<bool>,
+) {
+    if !config.run.model_tta {
+        classifier.set_flip_tta(false);
+        classifier.set_zoom_tta(false);
+    }
+    if let Some(on) = flip {
+        classifier.set_flip_tta(on);
+    }
+    if let Some(on) = zoom {
+        classifier.set_zoom_tta(on);
+    }
+}
+
 /// Runs `run`.
 pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     if a.list_cameras {
@@ -151,12 +171,7 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     let (dir, why) = choose_model(&a.model, &a.method, a.k, a.budget_ms, config)?;
     log::info!("model {}: {why}", dir.display());
     let mut classifier = Classifier::<Cpu>::load(&dir, &Default::default())?;
-    if let Some(on) = a.flip_tta {
-        classifier.set_flip_tta(on);
-    }
-    if let Some(on) = a.zoom_tta {
-        classifier.set_zoom_tta(on);
-    }
+    live_tta(&mut classifier, config, a.flip_tta, a.zoom_tta);
     let detector = load_detector(a.detect_width.unwrap_or(config.run.detect_width))?;
     let (opener, live) = match &a.input {
         Some(p) => (input_opener(p, (a.loops != 0).then_some(a.loops))?, false),
