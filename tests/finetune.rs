@@ -92,11 +92,12 @@ fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
     assert_eq!(record["history"].as_array().unwrap().len(), 1);
     assert_eq!(record["train_faces"], 16);
 
-    // The folder keeps the starting model's test-time augmentation setting.
+    // The folder keeps the starting model's test-time augmentation settings.
     let init_meta: Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("models/default/meta.json")).unwrap())
             .unwrap();
     assert_eq!(meta["flip_tta"], init_meta["flip_tta"].as_bool().unwrap_or(false));
+    assert_eq!(meta["zoom_tta"], init_meta["zoom_tta"].as_bool().unwrap_or(false));
 
     // `eval` runs the shipped classifier path (chunked trunk, then the ViT), finetune its own
     // batched evaluation (without TTA): the same predictions on the same faces.
@@ -109,6 +110,8 @@ fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
                 "--split",
                 "valid",
                 "--flip-tta",
+                "false",
+                "--zoom-tta",
                 "false",
                 "--data",
             ])
@@ -417,6 +420,8 @@ fn average_writes_the_mean_of_fine_tuned_folders_and_scores_it() {
                 "--split",
                 "valid",
                 "--flip-tta",
+                "false",
+                "--zoom-tta",
                 "false",
                 "--data",
             ])
