@@ -1,5 +1,5 @@
-//! The shipped default model through [`Classifier`] on real FER+ faces: mirror-image test-time
-//! augmentation averages the two views' probabilities.
+//! The shipped default model through [`Classifier`] on real FER+ faces: mirror-image and zoomed-view
+//! test-time augmentation average the views' probabilities.
 
 mod common;
 
@@ -7,19 +7,25 @@ use paca_fer::backend::Cpu;
 use paca_fer::classify::{Classifier, DEFAULT_MODEL};
 use paca_fer::data::{Dataset, Layout, load_face};
 
-#[test]
-fn flip_tta_averages_each_face_with_its_mirror_image() {
-    let Some(root) = common::ferplus() else { return };
+/// Eight faces spread over the (class-sorted) FER+ validation split, and the shipped default model.
+fn valid_faces_and_default_model() -> Option<(Vec<image::RgbImage>, Classifier<Cpu>)> {
+    let root = common::ferplus()?;
     let ds = Dataset::open(&root, Layout::FerPlus).unwrap();
-    // Eight faces spread over the (class-sorted) validation split.
-    let faces: Vec<_> = ds
+    let faces = ds
         .split("valid")
         .unwrap()
         .chunks(400)
         .map(|c| load_face(&c[0].path, 96).unwrap())
         .collect();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
-    let mut clf = Classifier::<Cpu>::load(&dir, &Default::default()).unwrap();
+    Some((faces, Classifier::<Cpu>::load(&dir, &Default::default()).unwrap()))
+}
+
+#[test]
+fn flip_tta_averages_each_face_with_its_mirror_image() {
+    let Some((faces, mut clf)) = valid_faces_and_default_model() else {
+        return;
+    };
     clf.set_zoom_tta(false);
     clf.set_flip_tta(false);
     let plain = clf.classify(&faces).unwrap();
@@ -46,16 +52,9 @@ fn flip_tta_averages_each_face_with_its_mirror_image() {
 #[test]
 fn zoom_tta_averages_each_face_over_its_zoomed_and_mirrored_views() {
     use paca_fer::classify::zoom_view;
-    let Some(root) = common::ferplus() else { return };
-    let ds = Dataset::open(&root, Layout::FerPlus).unwrap();
-    let faces: Vec<_> = ds
-        .split("valid")
-        .unwrap()
-        .chunks(400)
-        .map(|c| load_face(&c[0].path, 96).unwrap())
-        .collect();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
-    let mut clf = Classifier::<Cpu>::load(&dir, &Default::default()).unwrap();
+    let Some((faces, mut clf)) = valid_faces_and_default_model() else {
+        return;
+    };
     clf.set_flip_tta(false);
     clf.set_zoom_tta(false);
     let zoomed: Vec<_> = faces.iter().map(zoom_view).collect();

@@ -55,6 +55,19 @@ fn finetune_command(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> Comma
     c
 }
 
+/// `eval --json` of the model folder `<dir>/<model>` on `data`'s valid split, one view per face
+/// (both TTA views off, as fine-tuning scores its own evaluation).
+fn eval_one_view(dir: &Path, model: &str, data: &Path) -> Value {
+    json_of(
+        &paca(dir)
+            .args(["eval", "--model", model, "--split", "valid"])
+            .args(["--flip-tta", "false", "--zoom-tta", "false", "--data"])
+            .arg(data)
+            .output()
+            .unwrap(),
+    )
+}
+
 fn json_of(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
@@ -101,24 +114,7 @@ fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
 
     // `eval` runs the shipped classifier path (chunked trunk, then the ViT), finetune its own
     // batched evaluation (without TTA): the same predictions on the same faces.
-    let eval = json_of(
-        &paca(tmp.path())
-            .args([
-                "eval",
-                "--model",
-                "ft",
-                "--split",
-                "valid",
-                "--flip-tta",
-                "false",
-                "--zoom-tta",
-                "false",
-                "--data",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap(),
-    );
+    let eval = eval_one_view(tmp.path(), "ft", &data);
     assert_eq!(eval["images"], 16);
     assert_eq!(eval["confusion"], v["metrics"]["confusion"]);
 
@@ -411,24 +407,7 @@ fn average_writes_the_mean_of_fine_tuned_folders_and_scores_it() {
         assert!(off < 1e-6, "block {block}: soup off the mean by {off}");
     }
     // Its recorded metrics are what `eval` measures on the written folder.
-    let eval = json_of(
-        &paca(tmp.path())
-            .args([
-                "eval",
-                "--model",
-                "soup",
-                "--split",
-                "valid",
-                "--flip-tta",
-                "false",
-                "--zoom-tta",
-                "false",
-                "--data",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap(),
-    );
+    let eval = eval_one_view(tmp.path(), "soup", &data);
     assert_eq!(eval["confusion"], soup["metrics"]["confusion"]);
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("soup/meta.json")).unwrap()).unwrap();

@@ -17,8 +17,7 @@ use crate::data::load_faces;
 use crate::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MobileNetV2Embedder};
 use crate::model::{ModelConfig, load_model, save_model};
 use crate::train::checkpoint::write_atomic;
-use crate::train::finetune::{FaceNet, predict_faces};
-use crate::train::metrics;
+use crate::train::finetune::{FaceNet, score_faces};
 use crate::train::run::{ModelMeta, splits_of};
 use crate::train::swa::WeightAverage;
 
@@ -68,15 +67,12 @@ pub fn run(a: &AverageArgs, config: &Config, json: bool) -> Result<()> {
         config.data.split_seed,
     )?;
     let (eval, report) = load_faces(&eval_s, 96);
-    if eval.is_empty() {
+    let Some(m) = score_faces(&net, &eval, false, &Default::default())? else {
         bail!(
             "--data {}: no evaluation faces to score the average on",
             a.source.data.display()
         );
-    }
-    let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
-    let pred = predict_faces(&net, &eval, 256, false, &Default::default())?;
-    let m = metrics::compute(&truth, &pred);
+    };
 
     save_model(&a.out, &net.vit, &cfg)?;
     net.embedder.save_mpk(&a.out.join(FINETUNED_EMBEDDER_FILE))?;

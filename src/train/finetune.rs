@@ -208,6 +208,21 @@ fn batch_tensor<B: Backend>(
     (x, targets)
 }
 
+/// Metrics of an inference-mode model on labelled faces (`None` when there are none), batches of 256.
+pub fn score_faces<B: Backend>(
+    model: &FaceNet<B>,
+    faces: &[(RgbImage, Emotion)],
+    shifted: bool,
+    device: &B::Device,
+) -> Result<Option<Metrics>> {
+    if faces.is_empty() {
+        return Ok(None);
+    }
+    let truth: Vec<usize> = faces.iter().map(|(_, e)| e.index()).collect();
+    let pred = predict_faces(model, faces, 256, shifted, device)?;
+    Ok(Some(metrics::compute(&truth, &pred)))
+}
+
 /// Predicted class of every face, batch by batch, with an inference-mode model (`shifted`: see
 /// [`FaceNet::forward`]).
 pub fn predict_faces<B: Backend>(
@@ -391,13 +406,8 @@ pub fn finetune<B: AutodiffBackend>(
         let correct: i64 = correct.map_or(0, |c| c.into_scalar().elem::<i64>());
         let secs = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let eval_accuracy = if eval.is_empty() {
-            None
-        } else {
-            let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
-            let pred = predict_faces(&model.valid(), eval, 256, opts.shifted_depthwise, device)?;
-            Some(metrics::compute(&truth, &pred).accuracy)
-        };
+        let eval_accuracy =
+            score_faces(&model.valid(), eval, opts.shifted_depthwise, device)?.map(|m| m.accuracy);
         let log_line = EpochLog {
             epoch: epoch + 1,
             loss: loss_sum as f64 / train.len() as f64,
@@ -442,10 +452,10 @@ pub fn finetune<B: AutodiffBackend>(
                 Some(avg) => avg.add(&weights)?,
                 None => average = Some(WeightAverage::new(weights)),
             }
-            if let Some(avg) = average.as_ref().filter(|a| a.count() > 1 && !eval.is_empty()) {
-                let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
-                let pred = predict_faces(avg.mean(), eval, 256, opts.shifted_depthwise, device)?;
-                let acc = metrics::compute(&truth, &pred).accuracy;
+            if let Some(avg) = average.as_ref().filter(|a| a.count() > 1)
+                && let Some(m) = score_faces(avg.mean(), eval, opts.shifted_depthwise, device)?
+            {
+                let acc = m.accuracy;
                 log::info!("weight average of {} epochs: eval acc {acc:.4}", avg.count());
                 if let Some(h) = history.last_mut() {
                     h.swa_eval_accuracy = Some(acc);
@@ -470,14 +480,7 @@ pub fn finetune<B: AutodiffBackend>(
         checkpoint::commit_epoch(&opts.checkpoint_dir, &mut state)?;
     }
 
-    let evaluate = |net: &FaceNet<B::InnerBackend>| -> Result<Option<Metrics>> {
-        if eval.is_empty() {
-            return Ok(None);
-        }
-        let truth: Vec<usize> = eval.iter().map(|(_, e)| e.index()).collect();
-        let pred = predict_faces(net, eval, 256, opts.shifted_depthwise, device)?;
-        Ok(Some(metrics::compute(&truth, &pred)))
-    };
+    let evaluate = |net: &FaceNet<B::InnerBackend>| score_faces(net, eval, opts.shifted_depthwise, device);
     let last = model.valid();
     let (inner, last_epoch_metrics, averaged_epochs) = match average {
         Some(avg) if avg.count() > 1 => {

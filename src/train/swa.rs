@@ -84,9 +84,6 @@ impl<M> WeightAverage<M> {
     pub fn into_mean(self) -> M {
         self.mean
     }
-}
-
-impl<M> WeightAverage<M> {
     /// Adds one more model to the average: every float parameter becomes
     /// `mean + (model − mean) / (count + 1)`.
     pub fn add<B: Backend>(&mut self, model: &M) -> anyhow::Result<()>
