@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use paca_fer::backend::Cpu;
-use paca_fer::classify::Classifier;
+use paca_fer::classify::{Classifier, Prediction, StageTimes};
 use paca_fer::data::{Dataset, Layout, load_face};
 use paca_fer::face::{DEFAULT_MODEL_PATH, DetectorConfig, FaceDetector};
+use paca_fer::metrics::compute;
+use paca_fer::model::ModelMeta;
 use paca_fer::model::embed::EmbedderKind;
 use paca_fer::model::{Assignment, AttentionKind, ModelConfig, Vit, save_model};
 use paca_fer::pipeline::frames::shot;
 use paca_fer::pipeline::output::{OutputOptions, Outputs};
 use paca_fer::pipeline::source::{FrameSource, SourceError, SourceOpener};
-use paca_fer::pipeline::{RetryPolicy, RunOptions, run_pipeline};
-use paca_fer::train::metrics::compute;
-use paca_fer::train::run::ModelMeta;
+use paca_fer::pipeline::{ClassifyFaces, DetectFaces, RetryPolicy, RunOptions, run_pipeline};
 use serde_json::Value;
 
 fn manifest() -> PathBuf {
@@ -60,11 +60,7 @@ fn model_dir() -> &'static Path {
             flip_tta: false,
             zoom_tta: false,
         };
-        std::fs::write(
-            dir.path().join("meta.json"),
-            serde_json::to_string(&meta).unwrap(),
-        )
-        .unwrap();
+        meta.save(dir.path()).unwrap();
         dir
     })
     .path()
@@ -511,4 +507,68 @@ fn live_runs_use_the_model_folders_tta_only_when_asked() {
         line["faces"][0]["probs"], by_config,
         "the flags and the config disagree"
     );
+}
+
+/// A classification stage that always fails, as a broken model or device would.
+struct FailingClassifier;
+
+impl ClassifyFaces for FailingClassifier {
+    fn classify_faces(&self, _: &[RgbImage]) -> anyhow::Result<(Vec<Prediction>, StageTimes)> {
+        anyhow::bail!("scripted classifier failure")
+    }
+}
+
+/// A detection stage that always fails.
+struct FailingDetector;
+
+impl DetectFaces for FailingDetector {
+    fn detect_faces(&self, _: &RgbImage) -> anyhow::Result<Vec<paca_fer::face::FaceBox>> {
+        anyhow::bail!("scripted detector failure")
+    }
+}
+
+/// Runs `run` on its own thread and waits at most `limit` for its outcome (a hung run fails the
+/// test instead of hanging it).
+fn within<T: Send + 'static>(limit: Duration, run: impl FnOnce() -> T + Send + 'static) -> (T, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(run());
+    });
+    let out = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the run did not end within {limit:?}"));
+    (out, t.elapsed())
+}
+
+#[test]
+fn a_failing_classify_stage_ends_a_live_run_with_its_error() {
+    let (det, _) = models();
+    let opts = RunOptions {
+        retry: quick_retry(),
+        ..RunOptions::default()
+    };
+    let (result, took) = within(Duration::from_secs(10), move || {
+        let src = opener(vec![Step::Endless(frame(60))]);
+        run_pipeline(src, true, det, FailingClassifier, opts, &mut headless()).map(|s| s.frames_out)
+    });
+    let err = format!("{:#}", result.unwrap_err());
+    assert!(err.contains("scripted classifier failure"), "{err}");
+    assert!(took < Duration::from_secs(1), "the run took {took:?} to end");
+}
+
+#[test]
+fn a_failing_detect_stage_ends_a_live_run_with_its_error() {
+    let (_, clf) = models();
+    let opts = RunOptions {
+        retry: quick_retry(),
+        ..RunOptions::default()
+    };
+    let (result, took) = within(Duration::from_secs(10), move || {
+        let src = opener(vec![Step::Endless(frame(61))]);
+        run_pipeline(src, true, FailingDetector, clf, opts, &mut headless()).map(|s| s.frames_out)
+    });
+    let err = format!("{:#}", result.unwrap_err());
+    assert!(err.contains("scripted detector failure"), "{err}");
+    assert!(took < Duration::from_secs(1), "the run took {took:?} to end");
 }

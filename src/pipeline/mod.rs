@@ -1,5 +1,5 @@
 //! The live runtime: frames from a source → face detection and crop → classification and
-//! smoothing → overlay, JSONL and PNG outputs, in four threads joined by bounded channels.
+//! smoothing → overlay, JSONL and PNG outputs, in threads joined by bounded channels.
 //!
 //! Live sources (cameras) use lossy lanes that drop the oldest frame instead of queueing, so
 //! what is shown is always current; recorded inputs use blocking lanes so every frame is
@@ -7,14 +7,20 @@
 
 #[cfg(feature = "camera")]
 pub mod camera;
+mod capture;
 pub mod channel;
 pub mod frames;
 pub mod output;
 pub mod overlay;
+pub mod results;
 mod runner;
 pub mod source;
+pub mod stage;
 pub mod track;
 #[cfg(feature = "window")]
 pub mod window;
 
-pub use runner::{FaceResult, FrameResult, RetryPolicy, RunOptions, RunSummary, StageMs, run_pipeline};
+pub use capture::RetryPolicy;
+pub use results::{FaceResult, FrameResult, FrameSink, RunStatus, RunSummary, StageMs};
+pub use runner::{RunOptions, run_pipeline};
+pub use stage::{ClassifyFaces, DetectFaces};

@@ -9,7 +9,7 @@ use image::RgbImage;
 use serde_json::{Map, Value, json};
 
 use super::overlay::{FaceView, Hud, draw};
-use super::runner::FrameResult;
+use super::results::{FrameResult, FrameSink, RunStatus};
 use crate::labels::Emotion;
 
 /// Settings of [`Outputs`].
@@ -102,9 +102,11 @@ impl Outputs {
             last: None,
         })
     }
+}
 
+impl FrameSink for Outputs {
     /// Hands one processed frame to every sink.
-    pub fn emit(&mut self, r: &FrameResult, fps: f64, dropped: u64, alert: Option<String>) -> Result<()> {
+    fn emit(&mut self, r: &FrameResult, status: &RunStatus) -> Result<()> {
         if let Some(w) = &mut self.jsonl {
             writeln!(w, "{}", frame_json(r, &self.opts.method, self.opts.k)).context("writing --jsonl")?;
         }
@@ -123,11 +125,11 @@ impl Outputs {
             })
             .collect();
         let hud = Hud {
-            fps,
+            fps: status.fps,
             method: self.opts.method.clone(),
             k: self.opts.k,
-            dropped,
-            alert,
+            dropped: status.dropped,
+            alert: status.alert.clone(),
         };
         draw(&mut img, &views, &hud, self.opts.show_clusters, self.opts.align);
         if let Some(d) = &self.opts.save_annotated {
@@ -143,7 +145,7 @@ impl Outputs {
     }
 
     /// No new frame for a while: keep the window responsive and show why.
-    pub fn idle(&mut self, alert: &str) {
+    fn idle(&mut self, alert: &str) {
         #[cfg(feature = "window")]
         if let Some(w) = &mut self.window {
             let mut img = self.last.clone().unwrap_or_else(|| RgbImage::new(640, 480));
@@ -163,7 +165,7 @@ impl Outputs {
     }
 
     /// True once the user closed the window (or pressed Esc/q).
-    pub fn closed(&self) -> bool {
+    fn closed(&self) -> bool {
         #[cfg(feature = "window")]
         if let Some(w) = &self.window {
             return w.closed();
@@ -172,7 +174,7 @@ impl Outputs {
     }
 
     /// Flushes the JSONL stream.
-    pub fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         if let Some(w) = &mut self.jsonl {
             w.flush().context("flushing --jsonl")?;
         }

@@ -1,4 +1,7 @@
-//! The four pipeline threads and their wiring.
+//! The pipeline threads and their wiring: capture → detect + crop → classify + smooth → the
+//! sink on the calling thread. Every stage that ends passes that on — a finished source
+//! disconnects the lanes below it, a stage that leaves closes the lanes above it, and a stage
+//! that fails also raises the stop flag — so a run never hangs on a dead stage.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,38 +11,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use image::RgbImage;
-use serde::Serialize;
 
-use super::channel::{Lane, lane};
-use super::output::Outputs;
-use super::source::{SourceError, SourceOpener};
+use super::capture::{CaptureCfg, Captured, RetryPolicy, Shared, capture};
+use super::channel::{Lane, LaneReceiver, lane};
+use super::results::{FaceResult, FrameResult, FrameSink, RunStatus, RunSummary, StageMs};
+use super::source::SourceOpener;
+use super::stage::{ClassifyFaces, DetectFaces};
 use super::track::{TrackConfig, Tracker};
-use crate::backend::Cpu;
-use crate::classify::Classifier;
-use crate::face::{DEFAULT_MARGIN, FACE_SIZE, FaceBox, FaceDetector, crop_face};
+use crate::config::Config;
+use crate::face::{DEFAULT_MARGIN, FACE_SIZE, FaceBox, crop_face};
 use crate::labels::{Emotion, NUM_CLASSES};
-
-/// Retry behaviour when a live source faults.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// First back-off after a fault.
-    pub initial: Duration,
-    /// Longest back-off.
-    pub max: Duration,
-    /// A source failing (or stalled) for this long is gone for good.
-    pub give_up: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 50 ms doubling to 2 s; give up after 10 s without a good frame.
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(50),
-            max: Duration::from_secs(2),
-            give_up: Duration::from_secs(10),
-        }
-    }
-}
 
 /// Everything the runtime needs besides the source and the models.
 pub struct RunOptions {
@@ -56,7 +37,7 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// Stop after this many frames.
     pub max_frames: Option<u64>,
-    /// Set to stop the run (Ctrl-C, window closed).
+    /// Set to stop the run (Ctrl-C, window closed, a failed stage).
     pub stop: Arc<AtomicBool>,
     /// Queue length between stages.
     pub lane_capacity: usize,
@@ -77,222 +58,29 @@ impl Default for RunOptions {
     }
 }
 
-/// Milliseconds spent per stage on one frame.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct StageMs {
-    /// Face detection (0 on frames that reuse boxes).
-    pub detect: f64,
-    /// Cropping and resizing faces to 96×96.
-    pub crop: f64,
-    /// Patch embedding.
-    pub embed: f64,
-    /// Per-face clustering.
-    pub cluster: f64,
-    /// The ViT.
-    pub model: f64,
-}
-
-impl StageMs {
-    /// Sum of all stages: the frame's processing time without queueing.
-    pub fn total(&self) -> f64 {
-        self.detect + self.crop + self.embed + self.cluster + self.model
+impl RunOptions {
+    /// The runtime's options from the `[run]` section of the config; `detect_every` overrides
+    /// it, and the asynchronous detector is used only on live sources.
+    pub fn from_config(config: &Config, detect_every: Option<u32>, live: bool) -> Self {
+        Self {
+            detect_every: detect_every.unwrap_or(config.run.detect_every),
+            detect_async: live && config.run.detect_async,
+            align: config.run.align,
+            track: TrackConfig {
+                ema: config.run.smoothing,
+                ..TrackConfig::default()
+            },
+            ..Self::default()
+        }
     }
 }
 
-/// One face in a frame's result.
-#[derive(Debug, Clone)]
-pub struct FaceResult {
-    /// Box in frame pixels.
-    pub bbox: FaceBox,
-    /// Smoothed probabilities.
-    pub probs: [f32; NUM_CLASSES],
-    /// Most probable class after smoothing.
-    pub label: Emotion,
-    /// Track id (stable across frames).
-    pub track: u64,
-    /// Cluster id per patch (empty for models without hard clusters).
-    pub clusters: Vec<u32>,
-}
-
-/// A processed frame.
-pub struct FrameResult {
-    /// Index in input order (0-based; gaps are dropped frames).
-    pub index: u64,
-    /// Capture time since the start of the run, ms.
-    pub t_ms: f64,
-    /// The frame.
-    pub image: Arc<RgbImage>,
-    /// Faces found and classified.
-    pub faces: Vec<FaceResult>,
-    /// Stage times.
-    pub stages: StageMs,
-    /// Capture to end of classification, ms (includes queueing).
-    pub latency_ms: f64,
-}
-
-/// Latency samples a run keeps for its percentiles.
-pub const LATENCY_SAMPLES: usize = 65_536;
-
-/// Adds the value of output frame number `seen` (0-based) to a reservoir of at most
-/// [`LATENCY_SAMPLES`] (Vitter's algorithm R, with a SplitMix64 hash of `seen` as the draw, so
-/// runs are repeatable and paired series keep the same frames).
-pub fn keep_sample(samples: &mut Vec<f64>, seen: u64, value: f64) {
-    if samples.len() < LATENCY_SAMPLES {
-        samples.push(value);
-        return;
-    }
-    let mut z = seen.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let j = (z % (seen + 1)) as usize;
-    if j < LATENCY_SAMPLES {
-        samples[j] = value;
-    }
-}
-
-/// Totals of a finished run.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunSummary {
-    /// Frames read from the source.
-    pub frames_in: u64,
-    /// Frames that reached the outputs.
-    pub frames_out: u64,
-    /// Frames dropped to stay current (live sources).
-    pub dropped: u64,
-    /// Undecodable or empty frames skipped.
-    pub skipped: u64,
-    /// Source faults seen (each retried).
-    pub faults: u64,
-    /// Faces classified.
-    pub faces: u64,
-    /// Wall time of the run, s.
-    pub seconds: f64,
-    /// Output frames per second.
-    pub fps: f64,
-    /// End-to-end latency per output frame, ms (every frame up to [`LATENCY_SAMPLES`], then a
-    /// uniform sample of that many, so endless runs keep bounded memory).
-    #[serde(skip)]
-    pub latencies: Vec<f64>,
-    /// Processing time (sum of stages) per output frame, ms (sampled like `latencies`).
-    #[serde(skip)]
-    pub service: Vec<f64>,
-    /// Summed stage times over output frames, ms.
-    pub stage_totals: StageMs,
-    /// Why the run ended early, if the source failed for good.
-    pub source_error: Option<String>,
-}
-
-struct Captured {
-    index: u64,
-    t: Instant,
-    image: Arc<RgbImage>,
-}
-
+/// A frame with its faces cropped, on its way to classification.
 struct Cropped {
     cap: Captured,
     boxes: Vec<FaceBox>,
     crops: Vec<RgbImage>,
     stages: StageMs,
-}
-
-/// Counters shared by the stages.
-#[derive(Default)]
-struct Shared {
-    frames_in: AtomicU64,
-    skipped: AtomicU64,
-    faults: AtomicU64,
-    alert: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn set_alert(&self, a: Option<String>) {
-        if let Ok(mut g) = self.alert.lock() {
-            *g = a;
-        }
-    }
-}
-
-/// What the capture thread needs (it is not scoped: a stalled source must not block exit).
-struct CaptureCfg {
-    stop: Arc<AtomicBool>,
-    retry: RetryPolicy,
-    max_frames: Option<u64>,
-}
-
-/// Reads frames until the end, a stop, or the source is gone for good (returned as the error).
-fn capture(
-    opener: SourceOpener,
-    tx: Lane<Captured>,
-    opts: CaptureCfg,
-    shared: Arc<Shared>,
-) -> Result<(), String> {
-    let mut src = opener().map_err(|e| e.to_string())?;
-    let live = src.is_live();
-    log::info!("source: {}", src.describe());
-    let mut backoff = opts.retry.initial;
-    let mut failing_since: Option<Instant> = None;
-    let mut size: Option<(u32, u32)> = None;
-    let mut index = 0u64;
-    while !opts.stop.load(Ordering::Relaxed) && opts.max_frames.is_none_or(|m| index < m) {
-        let fault = match src.next_frame() {
-            Ok(None) => break,
-            Ok(Some(img)) if img.width() == 0 || img.height() == 0 => {
-                Some(format!("{}: empty frame", src.describe()))
-            }
-            Ok(Some(img)) => {
-                if size.is_some_and(|s| s != img.dimensions()) {
-                    log::warn!(
-                        "{}: frame size changed from {:?} to {:?}",
-                        src.describe(),
-                        size.unwrap_or_default(),
-                        img.dimensions()
-                    );
-                }
-                size = Some(img.dimensions());
-                if failing_since.take().is_some() {
-                    log::info!("{}: recovered", src.describe());
-                    shared.set_alert(None);
-                }
-                backoff = opts.retry.initial;
-                shared.frames_in.fetch_add(1, Ordering::Relaxed);
-                let c = Captured {
-                    index,
-                    t: Instant::now(),
-                    image: Arc::new(img),
-                };
-                index += 1;
-                if tx.send(c).is_err() {
-                    break;
-                }
-                None
-            }
-            Err(SourceError::Transient(m)) => Some(m),
-            Err(SourceError::Gone(m)) => return Err(m),
-        };
-        if let Some(msg) = fault {
-            shared.faults.fetch_add(1, Ordering::Relaxed);
-            if !live {
-                // A bad file in a recording: skip it and go on.
-                log::warn!("skipping frame: {msg}");
-                shared.skipped.fetch_add(1, Ordering::Relaxed);
-                index += 1;
-                continue;
-            }
-            let since = *failing_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= opts.retry.give_up {
-                return Err(format!(
-                    "{msg}; no good frame for {:.0} s, giving up",
-                    since.elapsed().as_secs_f64()
-                ));
-            }
-            log::warn!("{msg}; retrying in {} ms", backoff.as_millis());
-            shared.set_alert(Some(format!("source fault, retrying: {msg}")));
-            sleep_unless_stopped(backoff, &opts.stop);
-            backoff = (backoff * 2).min(opts.retry.max);
-        }
-    }
-    Ok(())
 }
 
 /// The next item, or `None` once the sender is gone or a stop was requested.
@@ -307,23 +95,39 @@ fn recv_or_stop<T>(rx: &Receiver<T>, stop: &AtomicBool) -> Option<T> {
     }
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let end = Instant::now() + d;
-    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(10).min(end - Instant::now()));
+/// Runs one stage's body; if it fails (or panics) the stop flag is raised so every other stage,
+/// the capture thread included, ends too.
+fn stage<T>(stop: &AtomicBool, body: impl FnOnce() -> Result<T>) -> Result<T> {
+    struct RaiseUnlessOk<'a>(&'a AtomicBool, bool);
+    impl Drop for RaiseUnlessOk<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
     }
+    let mut guard = RaiseUnlessOk(stop, false);
+    let out = body();
+    guard.1 = out.is_ok();
+    out
 }
 
 /// Latest detection published by the asynchronous detector.
-type LatestBoxes = Arc<Mutex<(Vec<FaceBox>, f64)>>;
+type LatestBoxes = Mutex<Vec<FaceBox>>;
+
+/// The asynchronous detector's side: where to send frames and where to read the latest boxes.
+struct AsyncDetection<'a> {
+    frames: Lane<Arc<RgbImage>>,
+    latest: &'a LatestBoxes,
+}
 
 /// Detects (every n-th frame, or via the async detector) and crops faces.
-fn detect_and_crop(
-    detector: &FaceDetector<Cpu>,
-    rx: Receiver<Captured>,
+fn detect_and_crop<D: DetectFaces>(
+    detector: &D,
+    rx: LaneReceiver<Captured>,
     tx: Lane<Cropped>,
     opts: &RunOptions,
-    async_lane: Option<(Lane<Arc<RgbImage>>, LatestBoxes)>,
+    async_det: Option<AsyncDetection<'_>>,
 ) -> Result<()> {
     let pool = stage_pool("detect")?;
     let mut last: Vec<FaceBox> = vec![];
@@ -331,16 +135,16 @@ fn detect_and_crop(
     let mut n = 0u64;
     while let Some(cap) = recv_or_stop(&rx, &opts.stop) {
         let mut stages = StageMs::default();
-        match &async_lane {
-            Some((to_detector, latest)) => {
-                let _ = to_detector.send(Arc::clone(&cap.image));
-                if let Ok(g) = latest.lock() {
-                    last = g.0.clone();
+        match &async_det {
+            Some(a) => {
+                let _ = a.frames.send(Arc::clone(&cap.image));
+                if let Ok(g) = a.latest.lock() {
+                    last = g.clone();
                 }
             }
             None if n.is_multiple_of(every) => {
                 let t = Instant::now();
-                last = pool.install(|| detector.detect(&cap.image))?;
+                last = pool.install(|| detector.detect_faces(&cap.image))?;
                 stages.detect = ms(t);
             }
             None => {}
@@ -352,16 +156,36 @@ fn detect_and_crop(
             .map(|b| crop_face(&cap.image, b, DEFAULT_MARGIN, opts.align, FACE_SIZE))
             .collect();
         stages.crop = ms(t);
-        if tx
-            .send(Cropped {
-                cap,
-                boxes: last.clone(),
-                crops,
-                stages,
-            })
-            .is_err()
-        {
+        let item = Cropped {
+            cap,
+            boxes: last.clone(),
+            crops,
+            stages,
+        };
+        if tx.send(item).is_err() {
             break;
+        }
+    }
+    Ok(())
+}
+
+/// The asynchronous detector: detects on the newest frame it is given and publishes the boxes,
+/// until its lane disconnects or a stop.
+fn detect_latest<D: DetectFaces>(
+    detector: &D,
+    rx: LaneReceiver<Arc<RgbImage>>,
+    latest: &LatestBoxes,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let pool = stage_pool("detector")?;
+    while let Some(img) = recv_or_stop(&rx, stop) {
+        match pool.install(|| detector.detect_faces(&img)) {
+            Ok(b) => {
+                if let Ok(mut g) = latest.lock() {
+                    *g = b;
+                }
+            }
+            Err(e) => log::error!("face detection failed: {e:#}"),
         }
     }
     Ok(())
@@ -384,9 +208,9 @@ fn ms(t: Instant) -> f64 {
 }
 
 /// Classifies the crops and smooths each face's probabilities over time.
-fn classify(
-    clf: &Classifier<Cpu>,
-    rx: Receiver<Cropped>,
+fn classify<C: ClassifyFaces>(
+    clf: &C,
+    rx: LaneReceiver<Cropped>,
     tx: Lane<FrameResult>,
     opts: &RunOptions,
     start: Instant,
@@ -394,7 +218,7 @@ fn classify(
     let pool = stage_pool("classify")?;
     let mut tracker = Tracker::new(opts.track);
     while let Some(c) = recv_or_stop(&rx, &opts.stop) {
-        let (preds, times) = pool.install(|| clf.classify_timed(&c.crops))?;
+        let (preds, times) = pool.install(|| clf.classify_faces(&c.crops))?;
         let mut stages = c.stages;
         stages.embed = times.embed;
         stages.cluster = times.cluster;
@@ -430,16 +254,89 @@ fn classify(
     Ok(())
 }
 
-/// Runs the pipeline to the end of the input (or a stop), handing each result to `outputs` on
-/// the calling thread (which owns the window, if any). A source gone for good ends the run with
-/// `source_error` set; model or I/O failures are errors.
-pub fn run_pipeline(
+/// How the output loop ended.
+enum Ending {
+    /// The stages finished (input over, a stop, or a stage left): join them.
+    Drained,
+    /// A live source delivered nothing for too long; its thread may never return.
+    Stalled(String),
+}
+
+/// Everything the output loop reads besides the results lane.
+struct Drain<'a> {
+    opts: &'a RunOptions,
+    live: bool,
+    shared: &'a Shared,
+    drops: &'a [Arc<AtomicU64>],
+}
+
+impl Drain<'_> {
+    fn dropped(&self) -> u64 {
+        self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Hands each result to `sink` until the lane disconnects; the sink's first error stops the
+    /// run and is returned once the stages are done.
+    fn run(
+        &self,
+        rx: &LaneReceiver<FrameResult>,
+        sink: &mut dyn FrameSink,
+        summary: &mut RunSummary,
+    ) -> (Ending, Option<anyhow::Error>) {
+        let stop = &self.opts.stop;
+        let mut fps = Fps::default();
+        let mut last_frame = Instant::now();
+        let mut sink_err: Option<anyhow::Error> = None;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => {
+                    last_frame = Instant::now();
+                    summary.record(&r);
+                    if sink_err.is_none() && !stop.load(Ordering::Relaxed) {
+                        let status = RunStatus {
+                            fps: fps.tick(),
+                            dropped: self.dropped(),
+                            alert: self.shared.alert(),
+                        };
+                        if let Err(e) = sink.emit(&r, &status) {
+                            stop.store(true, Ordering::Relaxed);
+                            sink_err = Some(e);
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let idle = last_frame.elapsed();
+                    if idle > Duration::from_secs(1) && !stop.load(Ordering::Relaxed) {
+                        let msg = format!("no frames for {:.0} s", idle.as_secs_f64());
+                        if self.live && idle > self.opts.retry.give_up {
+                            log::error!("source stalled: {msg}");
+                            self.shared.set_alert(Some(msg.clone()));
+                            stop.store(true, Ordering::Relaxed);
+                            return (Ending::Stalled(format!("source stalled ({msg})")), sink_err);
+                        }
+                        sink.idle(&self.shared.alert().unwrap_or(msg));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return (Ending::Drained, sink_err),
+            }
+            if sink.closed() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs the pipeline to the end of the input (or a stop), handing each result to `sink` on the
+/// calling thread (which owns the window, if any). A source gone for good ends the run with
+/// `source_error` set; a failing stage (detection, classification, the sink) stops every other
+/// stage and its error is returned.
+pub fn run_pipeline<D: DetectFaces, C: ClassifyFaces>(
     opener: SourceOpener,
     live: bool,
-    detector: FaceDetector<Cpu>,
-    classifier: Classifier<Cpu>,
+    detector: D,
+    classifier: C,
     opts: RunOptions,
-    outputs: &mut Outputs,
+    sink: &mut dyn FrameSink,
 ) -> Result<RunSummary> {
     let start = Instant::now();
     let shared = Arc::new(Shared::default());
@@ -451,11 +348,11 @@ pub fn run_pipeline(
         crop_tx.drop_counter(),
         res_tx.drop_counter(),
     ];
-    let detector = Arc::new(detector);
-    let latest: LatestBoxes = Arc::new(Mutex::new((vec![], 0.0)));
+    let latest: LatestBoxes = Mutex::new(vec![]);
     let mut summary = RunSummary::default();
 
-    let cap = {
+    // The capture thread is not scoped: a stalled source must not block the end of the run.
+    let capture_thread = {
         let cfg = CaptureCfg {
             stop: Arc::clone(&opts.stop),
             retry: opts.retry,
@@ -466,126 +363,58 @@ pub fn run_pipeline(
             .name("capture".into())
             .spawn(move || capture(opener, cap_tx, cfg, shared))?
     };
-    let outcome: Result<Result<(), String>> = thread::scope(|s| {
-        let shared = &shared;
+    let drain = Drain {
+        opts: &opts,
+        live,
+        shared: &shared,
+        drops: &drops,
+    };
+    let outcome: Result<Ending> = thread::scope(|s| {
         let opts = &opts;
-        let async_lane = if opts.detect_async {
-            let (tx, rx) = lane::<Arc<RgbImage>>(1, true);
-            let det = Arc::clone(&detector);
-            let published = Arc::clone(&latest);
-            let stop = &opts.stop;
-            let pool = stage_pool("detector")?;
-            s.spawn(move || {
-                for img in rx.iter() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let t = Instant::now();
-                    match pool.install(|| det.detect(&img)) {
-                        Ok(b) => {
-                            if let Ok(mut g) = published.lock() {
-                                *g = (b, ms(t));
-                            }
-                        }
-                        Err(e) => log::error!("face detection failed: {e}"),
-                    }
-                }
-            });
-            Some((tx, Arc::clone(&latest)))
-        } else {
-            None
-        };
-        let det = {
-            let detector = Arc::clone(&detector);
-            s.spawn(move || detect_and_crop(&detector, cap_rx, crop_tx, opts, async_lane))
-        };
-        let clf = s.spawn(move || classify(&classifier, crop_rx, res_tx, opts, start));
-
-        let mut fps = Fps::default();
-        let mut last_frame = Instant::now();
-        let mut out_err: Option<anyhow::Error> = None;
-        loop {
-            match res_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(r) => {
-                    last_frame = Instant::now();
-                    let seen = summary.frames_out;
-                    summary.frames_out += 1;
-                    summary.faces += r.faces.len() as u64;
-                    keep_sample(&mut summary.latencies, seen, r.latency_ms);
-                    keep_sample(&mut summary.service, seen, r.stages.total());
-                    add(&mut summary.stage_totals, &r.stages);
-                    let dropped: u64 = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum();
-                    let alert = shared.alert.lock().ok().and_then(|g| g.clone());
-                    if out_err.is_none()
-                        && !opts.stop.load(Ordering::Relaxed)
-                        && let Err(e) = outputs.emit(&r, fps.tick(), dropped, alert)
-                    {
-                        opts.stop.store(true, Ordering::Relaxed);
-                        out_err = Some(e);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let idle = last_frame.elapsed();
-                    if idle > Duration::from_secs(1) && !opts.stop.load(Ordering::Relaxed) {
-                        let msg = format!("no frames for {:.0} s", idle.as_secs_f64());
-                        if live && idle > opts.retry.give_up {
-                            log::error!("source stalled: {msg}");
-                            shared.set_alert(Some(msg.clone()));
-                            opts.stop.store(true, Ordering::Relaxed);
-                            return Ok(Err(format!("source stalled ({msg})")));
-                        }
-                        let alert = shared.alert.lock().ok().and_then(|g| g.clone()).unwrap_or(msg);
-                        outputs.idle(&alert);
-                    }
-                    if outputs.closed() {
-                        opts.stop.store(true, Ordering::Relaxed);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            if outputs.closed() {
-                opts.stop.store(true, Ordering::Relaxed);
-            }
-        }
-        det.join().map_err(|_| anyhow!("detection thread panicked"))??;
-        clf.join()
-            .map_err(|_| anyhow!("classification thread panicked"))??;
+        let (detector, classifier, latest) = (&detector, &classifier, &latest);
+        let async_det = opts.detect_async.then(|| {
+            let (frames, rx) = lane::<Arc<RgbImage>>(1, true);
+            s.spawn(move || stage(&opts.stop, || detect_latest(detector, rx, latest, &opts.stop)));
+            AsyncDetection { frames, latest }
+        });
+        let det = s.spawn(move || {
+            stage(&opts.stop, || {
+                detect_and_crop(detector, cap_rx, crop_tx, opts, async_det)
+            })
+        });
+        let clf = s.spawn(move || stage(&opts.stop, || classify(classifier, crop_rx, res_tx, opts, start)));
+        let (ending, sink_err) = drain.run(&res_rx, sink, &mut summary);
+        drop(res_rx);
+        let det = det.join().map_err(|_| anyhow!("detection thread panicked"));
+        let clf = clf.join().map_err(|_| anyhow!("classification thread panicked"));
         opts.stop.store(true, Ordering::Relaxed); // ends the async detector
-        if let Some(e) = out_err {
+        det??;
+        clf??;
+        if let Some(e) = sink_err {
             return Err(e);
         }
-        Ok(Ok(()))
+        Ok(ending)
     });
-    let outcome = match outcome {
+    let source = match outcome {
+        Ok(Ending::Drained) => capture_thread
+            .join()
+            .map_err(|_| anyhow!("capture thread panicked"))?,
         // A stalled source may never return from its read: leave its thread behind.
-        Ok(Err(stalled)) => Ok(Err(stalled)),
-        Ok(Ok(())) => cap.join().map_err(|_| anyhow!("capture thread panicked")),
+        Ok(Ending::Stalled(msg)) => Err(msg),
         Err(e) => {
-            if cap.is_finished() {
-                let _ = cap.join();
-            }
-            Err(e)
+            opts.stop.store(true, Ordering::Relaxed);
+            return Err(e);
         }
     };
-    if let Err(msg) = outcome? {
-        summary.source_error = Some(msg);
-    }
+    summary.source_error = source.err();
     summary.frames_in = shared.frames_in.load(Ordering::Relaxed);
     summary.skipped = shared.skipped.load(Ordering::Relaxed);
     summary.faults = shared.faults.load(Ordering::Relaxed);
     summary.dropped = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum();
     summary.seconds = start.elapsed().as_secs_f64();
     summary.fps = summary.frames_out as f64 / summary.seconds.max(1e-9);
-    outputs.finish()?;
+    sink.finish()?;
     Ok(summary)
-}
-
-fn add(a: &mut StageMs, b: &StageMs) {
-    a.detect += b.detect;
-    a.crop += b.crop;
-    a.embed += b.embed;
-    a.cluster += b.cluster;
-    a.model += b.model;
 }
 
 /// Frames per second over the last second or so.

@@ -1,0 +1,40 @@
+//! The two model stages the runtime drives, as traits: face detection and face classification.
+//! The real ones are [`FaceDetector`] and [`Classifier`] on any burn backend; tests put in
+//! stand-ins (a failing classifier, say) to exercise the runner itself.
+
+use anyhow::Result;
+use burn::tensor::backend::Backend;
+use image::RgbImage;
+
+use crate::classify::{Classifier, Prediction, StageTimes};
+use crate::face::{FaceBox, FaceDetector};
+
+/// Finds the faces in a frame.
+pub trait DetectFaces: Sync {
+    /// Boxes (with landmarks) of the faces in `frame`.
+    fn detect_faces(&self, frame: &RgbImage) -> Result<Vec<FaceBox>>;
+}
+
+/// Classifies cropped 96×96 faces.
+pub trait ClassifyFaces: Sync {
+    /// One prediction per face, and the time each inner stage took.
+    fn classify_faces(&self, faces: &[RgbImage]) -> Result<(Vec<Prediction>, StageTimes)>;
+}
+
+impl<B: Backend> DetectFaces for FaceDetector<B>
+where
+    FaceDetector<B>: Sync,
+{
+    fn detect_faces(&self, frame: &RgbImage) -> Result<Vec<FaceBox>> {
+        Ok(self.detect(frame)?)
+    }
+}
+
+impl<B: Backend> ClassifyFaces for Classifier<B>
+where
+    Classifier<B>: Sync,
+{
+    fn classify_faces(&self, faces: &[RgbImage]) -> Result<(Vec<Prediction>, StageTimes)> {
+        self.classify_timed(faces)
+    }
+}
