@@ -11,10 +11,9 @@ use serde::Serialize;
 
 use crate::cluster::{ClusterSpec, Method, cluster};
 use crate::labels::{Emotion, NUM_CLASSES};
-use crate::model::embed::{Embedder, EmbedderKind, FINETUNED_EMBEDDER_FILE};
-use crate::model::{ModelConfig, Vit, hard_assignment, load_model};
+use crate::model::embed::{Embedder, EmbedderKind, FINETUNED_EMBEDDER_FILE, embed_faces};
+use crate::model::{META_FILE, ModelConfig, ModelMeta, Vit, hard_assignment, load_model};
 use crate::patch::NUM_PATCHES;
-use crate::train::run::{ModelMeta, embed_faces};
 
 /// The default model shipped in the repository, used when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "models/default";
@@ -82,17 +81,8 @@ impl<B: Backend> Classifier<B> {
                 dir.display()
             );
         }
-        let meta_path = dir.join("meta.json");
-        let meta: ModelMeta = serde_json::from_str(
-            &std::fs::read_to_string(&meta_path)
-                .with_context(|| format!("reading {}", meta_path.display()))?,
-        )
-        .with_context(|| {
-            format!(
-                "{} is not model metadata (expected embedder, method, k, …)",
-                meta_path.display()
-            )
-        })?;
+        let meta_path = dir.join(META_FILE);
+        let meta = ModelMeta::load(dir)?;
         let (model, config) = load_model::<B>(dir, device)?;
         let finetuned = meta.embedder == EmbedderKind::MobileNetV2
             && meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE);
@@ -143,7 +133,7 @@ impl<B: Backend> Classifier<B> {
         })
     }
 
-    /// Classifies 96×96 faces.
+    /// Classifies 96×96 faces; a face of another size is an error naming it.
     pub fn classify(&self, faces: &[RgbImage]) -> Result<Vec<Prediction>> {
         Ok(self.classify_timed(faces)?.0)
     }
@@ -156,6 +146,21 @@ impl<B: Backend> Classifier<B> {
     /// Turns zoomed-view test-time augmentation on or off (the model folder's `zoom_tta` is the default).
     pub fn set_zoom_tta(&mut self, on: bool) {
         self.meta.zoom_tta = on;
+    }
+
+    /// Test-time augmentation for live runs: the folder's views only when `keep_folder_views`
+    /// (`run.model_tta`; they multiply the per-face cost), then `flip` / `zoom` where given.
+    pub fn set_live_tta(&mut self, keep_folder_views: bool, flip: Option<bool>, zoom: Option<bool>) {
+        if !keep_folder_views {
+            self.set_flip_tta(false);
+            self.set_zoom_tta(false);
+        }
+        if let Some(on) = flip {
+            self.set_flip_tta(on);
+        }
+        if let Some(on) = zoom {
+            self.set_zoom_tta(on);
+        }
     }
 
     /// Classifies 96×96 faces and reports the time of each stage. With `flip_tta` and/or

@@ -101,3 +101,24 @@ fn zoom_view_keeps_the_central_88_of_96_pixels() {
         assert!((got - want).abs() <= 1.5, "y {x}: {got} vs {want}");
     }
 }
+
+#[test]
+fn faces_that_are_not_96_pixels_square_are_an_error_naming_the_face() {
+    let Some((faces, clf)) = valid_faces_and_default_model() else {
+        return;
+    };
+    let small = image::imageops::resize(&faces[0], 48, 48, image::imageops::FilterType::Triangle);
+    let err = clf
+        .classify(std::slice::from_ref(&small))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("face 0 is 48×48") && err.contains("96×96"), "{err}");
+    let mixed = vec![
+        faces[1].clone(),
+        image::imageops::crop_imm(&faces[2], 0, 0, 96, 80).to_image(),
+    ];
+    let err = clf.classify(&mixed).unwrap_err().to_string();
+    assert!(err.contains("face 1 is 96×80"), "{err}");
+    // The same faces at the right size still classify.
+    assert_eq!(clf.classify(&faces[..2]).unwrap().len(), 2);
+}

@@ -328,7 +328,7 @@ fn finetune_swa_killed_mid_run_resumes_to_the_same_average() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let latest = tmp.path().join("train/runs/cut-finetune/latest.json");
+    let latest = tmp.path().join("train/runs/finetune/cut/latest.json");
     let t = Instant::now();
     let killed_mid_run = loop {
         let done = std::fs::read_to_string(&latest)
@@ -359,6 +359,15 @@ fn finetune_swa_killed_mid_run_resumes_to_the_same_average() {
         model("cut") == model("full"),
         "resumed average differs from the uninterrupted one"
     );
+    // Resuming the same run with another learning rate is refused, naming the flag.
+    let mut changed = resume.clone();
+    changed.extend(["--lr", "5e-4"]);
+    let out = finetune_command(tmp.path(), &data, "cut", &changed)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--lr was 0.0003 and is now 0.0005"), "{err}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Metrics against scikit-learn's outputs (fixture made by scripts/make_metrics_fixtures.py).
 
 use paca_fer::labels::Emotion;
-use paca_fer::train::metrics::compute;
+use paca_fer::metrics::compute;
 
 #[test]
 fn metrics_match_scikit_learn() {

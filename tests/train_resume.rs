@@ -6,10 +6,10 @@ mod common;
 use paca_fer::backend::{Cpu, CpuTrain};
 use paca_fer::cluster::{ClusterSpec, Method, cluster_batch};
 use paca_fer::data::{Dataset, Layout, load_faces};
+use paca_fer::model::embed::embed_faces;
 use paca_fer::model::embed::{Embedder, EmbedderKind};
 use paca_fer::model::{Assignment, AttentionKind, ModelConfig, load_model, save_model};
 use paca_fer::patch::NUM_PATCHES;
-use paca_fer::train::run::embed_faces;
 use paca_fer::train::trainer::{SplitData, TrainOptions, predict, train};
 
 fn split(samples: &[paca_fer::data::Sample], k: usize) -> SplitData {

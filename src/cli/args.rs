@@ -186,7 +186,8 @@ pub struct FinetuneArgs {
     /// Wall-clock budget in minutes: after the first epoch, train only as many epochs as fit.
     #[arg(long, value_name = "MINUTES")]
     pub budget_min: Option<f64>,
-    /// Continue from the last checkpoint of this run (train/runs/<out name>-finetune).
+    /// Continue from the last checkpoint of this run (train/runs/finetune/<--out>); the other
+    /// flags must be the ones it started with (--device and --budget-min may change).
     #[arg(long)]
     pub resume: bool,
     /// Compute device: cpu, or cuda (needs the `cuda` build feature and an NVIDIA driver).

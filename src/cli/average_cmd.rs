@@ -11,15 +11,15 @@ use super::args::AverageArgs;
 use super::data_cmd::open_dataset;
 use super::finetune_cmd::read_meta;
 use super::print_json;
-use crate::backend::Cpu;
-use crate::config::Config;
-use crate::data::load_faces;
-use crate::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MobileNetV2Embedder};
-use crate::model::{ModelConfig, load_model, save_model};
-use crate::train::checkpoint::write_atomic;
-use crate::train::finetune::{FaceNet, score_faces};
-use crate::train::run::{ModelMeta, splits_of};
-use crate::train::swa::WeightAverage;
+use paca_fer::backend::Cpu;
+use paca_fer::config::Config;
+use paca_fer::data::load_faces;
+use paca_fer::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MobileNetV2Embedder};
+use paca_fer::model::{ModelConfig, ModelMeta, load_model, save_model};
+use paca_fer::train::checkpoint::write_atomic;
+use paca_fer::train::finetune::{FaceNet, score_faces};
+use paca_fer::train::run::splits_of;
+use paca_fer::train::swa::WeightAverage;
 
 /// One fine-tuned folder's network, configuration and metadata.
 fn load_member(dir: &Path) -> Result<(FaceNet<Cpu>, ModelConfig, ModelMeta)> {
@@ -81,10 +81,7 @@ pub fn run(a: &AverageArgs, config: &Config, json: bool) -> Result<()> {
         data: a.source.data.display().to_string(),
         ..meta
     };
-    write_atomic(
-        &a.out.join("meta.json"),
-        serde_json::to_string_pretty(&out_meta)?.as_bytes(),
-    )?;
+    out_meta.save(&a.out)?;
     write_atomic(
         &a.out.join("average.json"),
         serde_json::to_string_pretty(&json!({

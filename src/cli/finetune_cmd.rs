@@ -1,6 +1,6 @@
 //! `paca-fer finetune`: end-to-end training of a model folder's MobileNetV2 trunk and ViT.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,15 +12,17 @@ use super::args::FinetuneArgs;
 use super::data_cmd::open_dataset;
 use super::print_json;
 use super::train_cmd::MOBILENET_WEIGHTS;
-use crate::backend::{DeviceChoice, choose_device};
-use crate::config::Config;
-use crate::data::{Sample, VoteDistribution, load_faces, one_hot, read_votes_dir};
-use crate::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MOBILENET_V2_BLOCKS, MobileNetV2Embedder};
-use crate::model::{load_model, save_model};
-use crate::train::augment::Augment;
-use crate::train::checkpoint::write_atomic;
-use crate::train::finetune::{FaceNet, FinetuneOptions, finetune, trainable};
-use crate::train::run::{ModelMeta, splits_of};
+use paca_fer::backend::{DeviceChoice, choose_device};
+use paca_fer::config::Config;
+use paca_fer::data::{Sample, VoteDistribution, load_faces, one_hot, read_votes_dir};
+use paca_fer::model::embed::{
+    EmbedderKind, FINETUNED_EMBEDDER_FILE, MOBILENET_V2_BLOCKS, MobileNetV2Embedder,
+};
+use paca_fer::model::{ModelMeta, load_model, save_model};
+use paca_fer::train::augment::Augment;
+use paca_fer::train::checkpoint::{self, write_atomic};
+use paca_fer::train::finetune::{FaceNet, FinetuneOptions, finetune, trainable};
+use paca_fer::train::run::splits_of;
 
 /// Refuses flag values the training loop cannot use, naming the flag.
 fn check_args(a: &FinetuneArgs) -> Result<()> {
@@ -65,9 +67,13 @@ pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
     match choose_device(&a.device)? {
         // burn-ndarray's grouped convolution beats shifted products on the CPU; on the GPU the
         // shifted form's gradients are the fast ones.
-        DeviceChoice::Cpu => run_on::<crate::backend::CpuTrain>(a, config, json, false, &Default::default()),
+        DeviceChoice::Cpu => {
+            run_on::<paca_fer::backend::CpuTrain>(a, config, json, false, &Default::default())
+        }
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => run_on::<crate::backend::GpuTrain>(a, config, json, true, &Default::default()),
+        DeviceChoice::Cuda => {
+            run_on::<paca_fer::backend::GpuTrain>(a, config, json, true, &Default::default())
+        }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
     }
@@ -115,15 +121,39 @@ fn soft_targets(
 
 /// Reads the starting model folder's metadata.
 pub(super) fn read_meta(dir: &Path) -> Result<ModelMeta> {
-    let path = dir.join("meta.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    ModelMeta::load(dir).with_context(|| {
         format!(
-            "--init {}: cannot read {} (expected a model folder written by `paca-fer train`)",
-            dir.display(),
-            path.display()
+            "--init {}: not a model folder written by `paca-fer train`",
+            dir.display()
         )
-    })?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not model metadata", path.display()))
+    })
+}
+
+/// The flags that define a fine-tuning run, by name: a resumed run must repeat them. `--device`
+/// and `--budget-min` may change between the pieces of a run (resume a GPU run on the CPU, give
+/// it more time); the budget's epoch cut, once made, is kept.
+fn run_identity(a: &FinetuneArgs) -> BTreeMap<String, serde_json::Value> {
+    [
+        ("--data", json!(a.source.data)),
+        ("--layout", json!(a.source.layout)),
+        ("--init", json!(a.init)),
+        ("--embedder-weights", json!(a.embedder_weights)),
+        ("--epochs", json!(a.epochs)),
+        ("--batch-size", json!(a.batch_size)),
+        ("--lr", json!(a.lr)),
+        ("--embed-lr", json!(a.embed_lr)),
+        ("--warmup-steps", json!(a.warmup_steps)),
+        ("--label-smoothing", json!(a.label_smoothing)),
+        ("--freeze-blocks", json!(a.freeze_blocks)),
+        ("--soft-labels", json!(a.soft_labels)),
+        ("--swa-epochs", json!(a.swa_epochs)),
+        ("--swa-lr", json!(a.swa_lr)),
+        ("--seed", json!(a.seed)),
+        ("--no-augment", json!(a.no_augment)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 fn run_on<B: AutodiffBackend>(
@@ -148,7 +178,7 @@ fn run_on<B: AutodiffBackend>(
     } else {
         a.embedder_weights
             .clone()
-            .unwrap_or_else(|| crate::assets::locate(Path::new(MOBILENET_WEIGHTS)))
+            .unwrap_or_else(|| paca_fer::assets::locate(Path::new(MOBILENET_WEIGHTS)))
     };
     let embedder = MobileNetV2Embedder::<B>::load(&weights, device)?;
     let model = FaceNet {
@@ -180,12 +210,8 @@ fn run_on<B: AutodiffBackend>(
         eval.len()
     );
 
-    let name = a
-        .out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("finetune")
-        .to_string();
+    let checkpoint_dir = checkpoint::run_root(Path::new("train/runs/finetune"), &a.out);
+    checkpoint::bind_options(&checkpoint_dir, &run_identity(a), a.resume)?;
     let opts = FinetuneOptions {
         epochs: a.epochs,
         batch_size: a.batch_size,
@@ -204,7 +230,7 @@ fn run_on<B: AutodiffBackend>(
             Augment::default()
         },
         budget: a.budget_min.map(|m| Duration::from_secs_f64(m * 60.0)),
-        checkpoint_dir: PathBuf::from("train/runs").join(format!("{name}-finetune")),
+        checkpoint_dir,
         resume: a.resume,
         progress: !json,
     };
@@ -227,10 +253,7 @@ fn run_on<B: AutodiffBackend>(
         flip_tta: init_meta.flip_tta,
         zoom_tta: init_meta.zoom_tta,
     };
-    write_atomic(
-        &a.out.join("meta.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
+    meta.save(&a.out)?;
     let record = json!({
         "init": a.init,
         "options": opts,

@@ -8,16 +8,16 @@ use serde_json::json;
 use super::args::{EvalArgs, PredictArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
-use crate::backend::Cpu;
-use crate::classify::{Classifier, DEFAULT_MODEL};
-use crate::config::Config;
-use crate::data::{load_face, load_faces};
-use crate::labels::Emotion;
-use crate::train::metrics;
+use paca_fer::backend::Cpu;
+use paca_fer::classify::{Classifier, DEFAULT_MODEL};
+use paca_fer::config::Config;
+use paca_fer::data::{load_face, load_faces};
+use paca_fer::labels::Emotion;
+use paca_fer::metrics;
 
 fn model_dir(flag: &Option<PathBuf>) -> PathBuf {
     flag.clone()
-        .unwrap_or_else(|| crate::assets::locate(Path::new(DEFAULT_MODEL)))
+        .unwrap_or_else(|| paca_fer::assets::locate(Path::new(DEFAULT_MODEL)))
 }
 
 /// Runs `eval`: accuracy, macro-F1, per-class accuracy and confusion on one split.
@@ -43,7 +43,7 @@ pub fn eval(a: &EvalArgs, config: &Config, json: bool) -> Result<()> {
     let (faces, report) = load_faces(samples, config.image.size);
     let mut truth = Vec::with_capacity(faces.len());
     let mut pred = Vec::with_capacity(faces.len());
-    let bar = crate::train::trainer::progress_bar(!json, faces.len().div_ceil(256) as u64, "evaluating");
+    let bar = paca_fer::progress::bar(!json, faces.len().div_ceil(256) as u64, "evaluating");
     for chunk in faces.chunks(256) {
         let imgs: Vec<_> = chunk.iter().map(|(i, _)| i.clone()).collect();
         for (p, (_, e)) in clf.classify(&imgs)?.into_iter().zip(chunk) {

@@ -1,10 +1,10 @@
-//! Self-describing checkpoints: `config.json` + `model.mpk` (burn named MessagePack, full
-//! precision) in one folder. Each file is written to a `*.tmp` sibling, flushed and renamed
-//! into place, so a killed write never leaves a half-written file under the real name.
-//! Loading checks that the weights fit the architecture described by the config.
+//! The model folder format: `config.json` + `model.mpk` (burn named MessagePack, full
+//! precision) + `meta.json` ([`ModelMeta`]: embedder, clustering, metrics), so a folder describes
+//! itself. Every file is written with [`crate::files::write_atomic`] (synced, renamed into place),
+//! so a killed write never leaves a half-written file under the real name. Loading checks that
+//! the weights fit the architecture described by the config.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use burn::config::Config;
@@ -12,7 +12,11 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::{Tensor, backend::Backend};
 
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metrics;
 use crate::model::config::ModelConfig;
+use crate::model::embed::EmbedderKind;
 use crate::model::error::ModelError;
 use crate::model::vit::{Vit, VitRecord};
 
@@ -20,23 +24,68 @@ use crate::model::vit::{Vit, VitRecord};
 pub const CONFIG_FILE: &str = "config.json";
 /// File name of the weights inside a model folder.
 pub const MODEL_FILE: &str = "model.mpk";
+/// File name of the [`ModelMeta`] inside a model folder.
+pub const META_FILE: &str = "meta.json";
 
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
 
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
+/// Writes `bytes` to `path` with [`crate::files::write_atomic`], naming the file on error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let err = |source| ModelError::Write {
+    crate::files::write_atomic(path, bytes).map_err(|source| ModelError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut file = fs::File::create(&tmp).map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(err)
+    })
+}
+
+/// Model metadata saved beside `config.json` and `model.mpk` so a model folder is self-describing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Patch embedder the model's inputs come from.
+    pub embedder: EmbedderKind,
+    /// Clustering method (`none` = patch-to-patch, `learned` = soft assignment).
+    pub method: String,
+    /// Clusters per image (slots, for DBSCAN).
+    pub k: usize,
+    /// Seed of clustering.
+    pub cluster_seed: u64,
+    /// Metrics on the evaluation split.
+    pub metrics: Metrics,
+    /// Data the model was trained on.
+    pub data: String,
+    /// Embedder weights file used in training (looked up again at load time).
+    #[serde(default)]
+    pub embedder_weights: Option<String>,
+    /// Average each face's probabilities with its mirror image's (test-time augmentation; costs
+    /// a second trunk + ViT pass per face).
+    #[serde(default)]
+    pub flip_tta: bool,
+    /// Also classify each face's central 88/96 square, zoomed back to 96×96, and average
+    /// (test-time augmentation; one more pass per face, two with `flip_tta`).
+    #[serde(default)]
+    pub zoom_tta: bool,
+}
+
+impl ModelMeta {
+    /// Writes `meta.json` into the model folder `dir` (atomically, synced).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let path = dir.join(META_FILE);
+        let json = serde_json::to_string_pretty(self).map_err(|e| ModelError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, json.as_bytes())
+    }
+
+    /// Reads `meta.json` from the model folder `dir`, naming the file when it is missing or is
+    /// not model metadata.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(META_FILE);
+        let bytes = read(&path)?;
+        serde_json::from_slice(&bytes).map_err(|e| ModelError::CorruptFile {
+            path,
+            reason: format!("not model metadata (expected embedder, method, k, …): {e}"),
+        })
+    }
 }
 
 /// Saves `model` and `config` into `dir` (created if needed) as [`CONFIG_FILE`] and

@@ -21,7 +21,7 @@ pub use attention::{PatchAttention, PatchAttentionConfig};
 pub use block::{Block, Mlp};
 pub use config::{Assignment, AttentionKind, ModelConfig, Pooling};
 pub use error::ModelError;
-pub use io::{CONFIG_FILE, MODEL_FILE, load_config, load_model, save_model};
+pub use io::{CONFIG_FILE, META_FILE, MODEL_FILE, ModelMeta, load_config, load_model, save_model};
 pub use parallel::{Shard, data_parallel_grads, split_batch};
 pub use tokens::TokenEmbedding;
 pub use vit::Vit;

@@ -24,15 +24,15 @@ use serde::{Deserialize, Serialize};
 
 use super::augment::Augment;
 use super::checkpoint::{self, CheckpointState};
-use super::metrics::{self, Metrics};
 use super::swa::WeightAverage;
-use super::trainer::progress_bar;
 use crate::data::VoteDistribution;
 use crate::labels::{Emotion, NUM_CLASSES};
+use crate::metrics::{self, Metrics};
 use crate::model::block::with_mask_seed;
 use crate::model::embed::{MOBILENET_V2_BLOCKS, MobileNetV2Embedder, normalize_imagenet};
 use crate::model::{ModelConfig, Vit};
 use crate::patch::face_to_chw;
+use crate::progress::bar as progress_bar;
 
 /// The whole classifier as one trainable module: faces → MobileNetV2 patch features → ViT → logits.
 #[derive(Module, Debug)]
@@ -311,8 +311,15 @@ pub fn finetune<B: AutodiffBackend>(
         if let Ok(text) = std::fs::read_to_string(folder.join("history.json")) {
             history = serde_json::from_str(&text).unwrap_or_default();
         }
+        // The epoch count is checked equal to the run's (`checkpoint::bind_options`); a budget
+        // may have cut it since, and that cut stands.
         if let Ok(text) = std::fs::read_to_string(folder.join("epochs.json")) {
-            epochs = serde_json::from_str(&text).unwrap_or(epochs);
+            let cut: usize = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a count", folder.join("epochs.json").display()))?;
+            if cut < epochs {
+                log::info!("the checkpointed run's budget cut it to {cut} of {epochs} epochs");
+                epochs = cut;
+            }
         }
         if let Ok(text) = std::fs::read_to_string(folder.join("swa.json")) {
             let count: usize = serde_json::from_str(&text)

@@ -4,7 +4,6 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod finetune;
-pub mod metrics;
 pub mod plots;
 pub mod results;
 pub mod run;

@@ -8,23 +8,20 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
-use super::metrics::Metrics;
 use super::results::{self, CellResult};
 use super::sweep::Cell;
 use super::trainer::{self, SplitData, TrainOptions};
 use crate::cluster::{ClusterSpec, Method, cluster_batch};
 use crate::data::{Dataset, Sample, balanced_split, load_faces};
-use crate::model::embed::{Embedder, EmbedderKind, normalize_imagenet};
-use crate::model::{Assignment, AttentionKind, ModelConfig, Pooling};
+use crate::model::embed::{Embedder, EmbedderKind, embed_faces};
+use crate::model::{Assignment, AttentionKind, ModelConfig, ModelMeta, Pooling};
 use crate::npy;
-use crate::patch::{NUM_PATCHES, face_to_chw};
+use crate::patch::NUM_PATCHES;
 
 /// Everything a training run needs besides the cells.
 #[derive(Debug, Clone)]
@@ -57,34 +54,6 @@ pub struct RunSpec {
     pub cluster_seed: u64,
 }
 
-/// Model metadata saved beside `config.json` and `model.mpk` so a model folder is self-describing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelMeta {
-    /// Patch embedder the model's inputs come from.
-    pub embedder: EmbedderKind,
-    /// Clustering method (`none` = patch-to-patch, `learned` = soft assignment).
-    pub method: String,
-    /// Clusters per image (slots, for DBSCAN).
-    pub k: usize,
-    /// Seed of clustering.
-    pub cluster_seed: u64,
-    /// Metrics on the evaluation split.
-    pub metrics: Metrics,
-    /// Data the model was trained on.
-    pub data: String,
-    /// Embedder weights file used in training (looked up again at load time).
-    #[serde(default)]
-    pub embedder_weights: Option<String>,
-    /// Average each face's probabilities with its mirror image's (test-time augmentation; costs
-    /// a second trunk + ViT pass per face).
-    #[serde(default)]
-    pub flip_tta: bool,
-    /// Also classify each face's central 88/96 square, zoomed back to 96×96, and average
-    /// (test-time augmentation; one more pass per face, two with `flip_tta`).
-    #[serde(default)]
-    pub zoom_tta: bool,
-}
-
 /// The train and evaluation splits of a dataset as labelled samples.
 pub fn splits_of(
     ds: &Dataset,
@@ -105,37 +74,6 @@ fn cache_key(parts: &[&dyn std::fmt::Debug]) -> String {
         format!("{p:?}").hash(&mut h);
     }
     format!("{:016x}", h.finish())
-}
-
-/// Embeds faces with `embedder` in batches: `[n, 36, dim]` image-major.
-pub fn embed_faces<B: Backend>(
-    faces: &[RgbImage],
-    embedder: &Embedder<B>,
-    device: &B::Device,
-    progress: bool,
-) -> Result<Vec<f32>> {
-    let dim = embedder.feat_dim();
-    let mut out = Vec::with_capacity(faces.len() * NUM_PATCHES * dim);
-    let batch = 64;
-    let bar = trainer::progress_bar(progress, faces.len().div_ceil(batch) as u64, "embedding");
-    for chunk in faces.chunks(batch) {
-        let mut chw = Vec::with_capacity(chunk.len() * 3 * 96 * 96);
-        for f in chunk {
-            face_to_chw(f, &mut chw);
-        }
-        let side = chunk[0].width() as usize;
-        let x = Tensor::<B, 4>::from_data(TensorData::new(chw, [chunk.len(), 3, side, side]), device);
-        let e = embedder.embed(normalize_imagenet(x))?;
-        let v: Vec<f32> = e
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        out.extend(v);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(out)
 }
 
 /// Features and targets of `samples` (decoded, embedded), cached under `cache_dir` by file list and embedder.
@@ -351,7 +289,7 @@ pub fn run_cells<B: AutodiffBackend>(
             zoom_tta: false,
         };
         crate::model::save_model(&model_dir, &model, &cfg)?;
-        std::fs::write(model_dir.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
+        meta.save(&model_dir)?;
         let r = CellResult {
             method: cell.method.clone(),
             k: cell.k,

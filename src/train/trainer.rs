@@ -11,13 +11,12 @@ use burn::optim::{AdamConfig, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{self, CheckpointState};
-use super::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics};
 use crate::model::{ModelConfig, Vit, data_parallel_grads, hard_assignment, split_batch};
 use crate::patch::NUM_PATCHES;
 
@@ -219,7 +218,7 @@ pub fn train<B: AutodiffBackend>(
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
             opts.seed ^ ((epoch as u64 + 1) << 32),
         ));
-        let bar = progress_bar(
+        let bar = crate::progress::bar(
             opts.progress,
             steps_per_epoch as u64,
             &format!("epoch {}/{}", epoch + 1, opts.epochs),
@@ -308,21 +307,6 @@ where
     let loss = |logits, y| loss_fn.forward(logits, y);
     let (grads, value) = data_parallel_grads(&model, split_batch(x, a, y, shards), &loss, seed)?;
     Ok((optim.step(lr, model, grads), value))
-}
-
-/// A progress bar with ETA on stderr, or a hidden one.
-pub fn progress_bar(show: bool, len: u64, msg: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(msg.to_string());
-    bar
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! time (inference mode on every backend, autodiff included) and no parameter requires a
 //! gradient. Prefer running them on the inner (non-autodiff) backend, or precomputing features.
 
+mod faces;
 pub mod layers;
 pub mod mobilenet;
 pub mod pixels;
@@ -31,6 +32,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+pub use faces::embed_faces;
 pub use mobilenet::{
     FINETUNED_EMBEDDER_FILE, MOBILENET_V2_BLOCKS, MOBILENET_V2_DIM, MOBILENET_V2_WEIGHTS_FILE,
     MobileNetV2Embedder,
@@ -107,6 +109,18 @@ pub enum EmbedError {
     /// The input images do not have the shape `[B, 3, 96, 96]`.
     #[error("embedder input must be [B, 3, 96, 96] with B > 0, got {0:?}")]
     InputShape(Vec<usize>),
+    /// A face handed to [`embed_faces`] is not the 96×96 crop every embedder takes.
+    #[error(
+        "face {index} is {width}×{height}; faces must be {INPUT_SIZE}×{INPUT_SIZE} (crop and resize first)"
+    )]
+    FaceSize {
+        /// Position of the face in the batch.
+        index: usize,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+    },
 }
 
 /// Checks that `images` is `[B, 3, 96, 96]` with `B > 0` and returns its dimensions.

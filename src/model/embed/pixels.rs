@@ -42,3 +42,43 @@ impl<B: Backend> PixelEmbedder<B> {
         Ok(super::split_patches(images).reshape([b, NUM_PATCHES, PIXELS_DIM]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::TensorData;
+
+    use super::*;
+    use crate::patch::{FACE_SIZE, PATCH_SIZE, face_to_chw, patchify};
+
+    /// The pixel embedder cuts the same 36 patches as [`patchify`], the byte-level reference of
+    /// the patch geometry: patch `p` of the embedding holds patch `p`'s pixels, channel-major.
+    #[test]
+    fn pixel_patches_are_patchify_patches() {
+        type B = burn::backend::NdArray<f32>;
+        // Every pixel distinct, so a patch or channel in the wrong place cannot match.
+        let face = image::RgbImage::from_fn(FACE_SIZE, FACE_SIZE, |x, y| {
+            image::Rgb([(x * 2 + y) as u8, (y * 2 + x / 3) as u8, (x * 7 + y * 5) as u8])
+        });
+        let mut chw = vec![];
+        face_to_chw(&face, &mut chw);
+        let s = FACE_SIZE as usize;
+        let x = Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, s, s]), &Default::default());
+        let got: Vec<f32> = PixelEmbedder::<B>::new()
+            .embed(x)
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let patches = patchify(&face, PATCH_SIZE).unwrap();
+        assert_eq!(got.len(), patches.len() * PIXELS_DIM);
+        let side = PATCH_SIZE as usize;
+        for (p, bytes) in patches.iter().enumerate() {
+            for (i, px) in bytes.chunks(3).enumerate() {
+                for (c, &v) in px.iter().enumerate() {
+                    let feature = got[p * PIXELS_DIM + c * side * side + i];
+                    assert_eq!(feature, v as f32 / 255.0, "patch {p}, pixel {i}, channel {c}");
+                }
+            }
+        }
+    }
+}
