@@ -1,4 +1,7 @@
-//! The `paca-fer` binary: a thin shell over [`paca_fer::cli`].
+//! The `paca-fer` binary: the command line (flags, logging, Ctrl-C, printing) over the
+//! `paca_fer` library, which returns typed results and prints nothing.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
     // Parallelism comes from training shards, rayon over batches and the runtime's pipeline
@@ -8,5 +11,5 @@ fn main() -> std::process::ExitCode {
         // SAFETY: the first statement of `main`, before any other thread exists.
         unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") };
     }
-    paca_fer::cli::main()
+    cli::main()
 }

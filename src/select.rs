@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use image::RgbImage;
 use serde::Serialize;
 
 use crate::backend::Cpu;
-use crate::classify::Classifier;
+use crate::classify::{Classifier, DEFAULT_MODEL};
+use crate::config::Config;
 use crate::train::results::{CellResult, read_file};
 
 /// One sweep cell with the latency measured (or read) for it.
@@ -159,6 +160,100 @@ pub fn select(
         reason,
         candidates: cands,
     })
+}
+
+/// The sweep results `select` reads: `flag` (`--results`) when given, else the newest
+/// `results.json` under `train/results/`.
+pub fn results_path(flag: &Option<PathBuf>) -> Result<PathBuf> {
+    match flag {
+        Some(p) => Ok(p.clone()),
+        None => newest_results(Path::new("train/results")).context(
+            "no sweep results found under train/results/ (run `paca-fer train --sweep config/sweep.toml` or pass --results FILE)",
+        ),
+    }
+}
+
+/// The model folder to run and why: `--model`, else the sweep cell `select` picks (honouring
+/// `--method/--k`), else the shipped default model. The arguments are the `run` flags of the
+/// same names.
+pub fn choose_model(
+    model: &Option<PathBuf>,
+    method: &Option<String>,
+    k: Option<usize>,
+    budget_ms: Option<f64>,
+    config: &Config,
+) -> Result<(PathBuf, String)> {
+    if let Some(m) = model {
+        return Ok((m.clone(), format!("--model {}", m.display())));
+    }
+    let default = crate::assets::locate(Path::new(DEFAULT_MODEL));
+    // The shipped model, when it was trained for the chosen cell, beats the sweep's short run.
+    let default_for = |method: &str, k: usize| -> Option<(PathBuf, String)> {
+        let meta = crate::model::ModelMeta::load(&default).ok()?;
+        (meta.method == method && meta.k == k).then(|| {
+            (
+                default.clone(),
+                format!("the shipped default model, trained for {method} k={k}"),
+            )
+        })
+    };
+    let results = results_path(&None).ok();
+    if let Some(results) = &results {
+        let budget = budget_ms.unwrap_or(config.run.budget_ms);
+        let s = select(results, budget, config.run.latency_weight, true)?;
+        if method.is_some() || k.is_some() {
+            let hit = s.candidates.iter().find(|c| {
+                method.as_ref().is_none_or(|m| &c.method == m) && k.is_none_or(|k| c.k == k) && c.available
+            });
+            if let Some(c) = hit
+                && let Some((dir, why)) = default_for(&c.method, c.k)
+            {
+                return Ok((dir, format!("--method/--k override: {why}")));
+            }
+            return match hit {
+                Some(c) => Ok((
+                    PathBuf::from(&c.model_dir),
+                    format!(
+                        "--method/--k override: {} k={} from {}",
+                        c.method,
+                        c.k,
+                        results.display()
+                    ),
+                )),
+                None => bail!(
+                    "no trained model for --method {} --k {} in {} (available: {})",
+                    method.as_deref().unwrap_or("any"),
+                    k.map_or("any".to_string(), |k| k.to_string()),
+                    results.display(),
+                    s.candidates
+                        .iter()
+                        .filter(|c| c.available)
+                        .map(|c| format!("{} k={}", c.method, c.k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+        }
+        if let Some((dir, why)) = default_for(&s.chosen.method, s.chosen.k) {
+            return Ok((dir, format!("{}; using {why}", s.reason)));
+        }
+        if s.chosen.available {
+            return Ok((PathBuf::from(&s.chosen.model_dir), s.reason));
+        }
+        log::info!(
+            "{}: the sweep's models are not here; using the default model",
+            results.display()
+        );
+    } else if method.is_some() || k.is_some() {
+        if let Some(found) = method.as_deref().zip(k).and_then(|(m, k)| default_for(m, k)) {
+            return Ok(found);
+        }
+        bail!("--method/--k choose among sweep results, and none were found under train/results/");
+    }
+    Ok((
+        crate::assets::locate(Path::new(DEFAULT_MODEL)),
+        "the shipped default model".to_string(),
+    ))
 }
 
 #[cfg(test)]

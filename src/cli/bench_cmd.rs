@@ -12,15 +12,15 @@ use serde_json::json;
 
 use super::args::{BenchClusterArgs, BenchCommand, BenchTrainArgs};
 use super::print_json;
-use crate::backend::{Cpu, CpuTrain};
-use crate::cluster::Method;
-use crate::cluster::bench::{BenchClusterArgs as ClusterBench, bench_cluster};
-use crate::config::Config;
-use crate::model::embed::EmbedderKind;
-use crate::model::{Vit, hard_assignment};
-use crate::patch::NUM_PATCHES;
-use crate::train::run::{RunSpec, model_config};
-use crate::train::trainer::{TrainOptions, train_step};
+use paca_fer::backend::{Cpu, CpuTrain};
+use paca_fer::cluster::Method;
+use paca_fer::cluster::bench::{BenchClusterArgs as ClusterBench, bench_cluster};
+use paca_fer::config::Config;
+use paca_fer::model::embed::EmbedderKind;
+use paca_fer::model::{Vit, hard_assignment};
+use paca_fer::patch::NUM_PATCHES;
+use paca_fer::train::run::{RunSpec, model_config};
+use paca_fer::train::trainer::{TrainOptions, train_step};
 
 /// Runs a `bench` subcommand.
 pub fn run(cmd: &BenchCommand, config: &Config, json: bool) -> Result<()> {

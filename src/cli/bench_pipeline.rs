@@ -9,15 +9,17 @@ use serde_json::{Value, json};
 use super::args::{BenchFramesArgs, BenchPipelineArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
-use super::run_cmd::{choose_model, live_tta, load_detector, percentile, run_options};
-use crate::backend::Cpu;
-use crate::classify::Classifier;
-use crate::config::Config;
-use crate::data::load_face;
-use crate::pipeline::frames::shot;
-use crate::pipeline::output::{OutputOptions, Outputs};
-use crate::pipeline::source::{input_opener, paced};
-use crate::pipeline::{RunSummary, run_pipeline};
+use paca_fer::backend::Cpu;
+use paca_fer::classify::Classifier;
+use paca_fer::config::Config;
+use paca_fer::data::load_face;
+use paca_fer::face::FaceDetector;
+use paca_fer::pipeline::frames::shot;
+use paca_fer::pipeline::output::{OutputOptions, Outputs};
+use paca_fer::pipeline::results::percentile;
+use paca_fer::pipeline::source::{input_opener, paced};
+use paca_fer::pipeline::{RunOptions, RunSummary, run_pipeline};
+use paca_fer::select::choose_model;
 
 /// One timed pass of the pipeline as JSON.
 fn pass(
@@ -28,11 +30,11 @@ fn pass(
     fps_in: Option<f64>,
 ) -> Result<Value> {
     let mut classifier = Classifier::<Cpu>::load(dir, &Default::default())?;
-    live_tta(&mut classifier, config, a.flip_tta, a.zoom_tta);
+    classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
     let (flip_tta, zoom_tta) = (classifier.meta.flip_tta, classifier.meta.zoom_tta);
     let width = a.detect_width.unwrap_or(config.run.detect_width);
-    let detector = load_detector(width)?;
-    let mut opts = run_options(config, None, true);
+    let detector = FaceDetector::load_shipped(width)?;
+    let mut opts = RunOptions::from_config(config, None, true);
     opts.detect_async = detect_async;
     let mut outputs = Outputs::new(OutputOptions::default())?;
     // Warm-up on the first frames is part of the numbers: a user sees it too.

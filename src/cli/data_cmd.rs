@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::args::{DataCommand, DataSource};
 use super::print_json;
-use crate::config::Config;
-use crate::data::{Dataset, Layout, load_face};
+use paca_fer::config::Config;
+use paca_fer::data::{Dataset, Layout, load_face};
 
 /// Opens the dataset named by `--data`/`--layout`, falling back to `data.layout` from the config.
 pub fn open_dataset(src: &DataSource, config: &Config) -> Result<Dataset> {

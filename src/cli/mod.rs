@@ -16,7 +16,7 @@ pub use args::{Cli, Command};
 use anyhow::Result;
 use clap::Parser;
 
-use crate::config::Config;
+use paca_fer::config::Config;
 
 /// Parses the command line, runs the subcommand and returns the process exit code.
 pub fn main() -> std::process::ExitCode {

@@ -1,22 +1,11 @@
 //! `paca-fer select`: pick method/k from the sweep's results for this machine's frame budget.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::args::SelectArgs;
 use super::print_json;
-use crate::config::Config;
-use crate::select::{newest_results, select};
-
-/// The results file `select` reads: `--results`, else the newest under `train/results/`.
-pub fn results_path(flag: &Option<PathBuf>) -> Result<PathBuf> {
-    match flag {
-        Some(p) => Ok(p.clone()),
-        None => newest_results(Path::new("train/results"))
-            .context("no sweep results found under train/results/ (run `paca-fer train --sweep config/sweep.toml` or pass --results FILE)"),
-    }
-}
+use paca_fer::config::Config;
+use paca_fer::select::{results_path, select};
 
 /// Runs `select`.
 pub fn run(a: &SelectArgs, config: &Config, json: bool) -> Result<()> {

@@ -8,12 +8,12 @@ use serde_json::json;
 use super::args::TrainArgs;
 use super::data_cmd::open_dataset;
 use super::print_json;
-use crate::backend::{DeviceChoice, choose_device};
-use crate::config::Config;
-use crate::model::embed::EmbedderKind;
-use crate::train::run::{RunSpec, run_cells, splits_of};
-use crate::train::sweep::{Cell, Sweep};
-use crate::train::trainer::TrainOptions;
+use paca_fer::backend::{DeviceChoice, choose_device};
+use paca_fer::config::Config;
+use paca_fer::model::embed::EmbedderKind;
+use paca_fer::train::run::{RunSpec, run_cells, splits_of};
+use paca_fer::train::sweep::{Cell, Sweep};
+use paca_fer::train::trainer::TrainOptions;
 
 /// Default location of the shipped MobileNetV2 weights.
 pub const MOBILENET_WEIGHTS: &str = "models/embedders/mobilenet_v2_imagenet_torchvision.safetensors";
@@ -41,7 +41,7 @@ pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
         .with_context(|| format!("--embedder: '{embedder_name}'"))?;
     let embedder_weights = match (&a.embedder_weights, embedder) {
         (Some(p), _) => Some(p.clone()),
-        (None, EmbedderKind::MobileNetV2) => Some(crate::assets::locate(Path::new(MOBILENET_WEIGHTS))),
+        (None, EmbedderKind::MobileNetV2) => Some(paca_fer::assets::locate(Path::new(MOBILENET_WEIGHTS))),
         _ => None,
     };
     let mut epochs = a.epochs.unwrap_or(config.train.epochs);
@@ -96,11 +96,11 @@ pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
     )?;
     let results = match choose_device(&a.device)? {
         DeviceChoice::Cpu => {
-            run_cells::<crate::backend::CpuTrain>(&spec, &ds, split, &cells, &Default::default())?
+            run_cells::<paca_fer::backend::CpuTrain>(&spec, &ds, split, &cells, &Default::default())?
         }
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda => {
-            run_cells::<crate::backend::GpuTrain>(&spec, &ds, split, &cells, &Default::default())?
+            run_cells::<paca_fer::backend::GpuTrain>(&spec, &ds, split, &cells, &Default::default())?
         }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),

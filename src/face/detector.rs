@@ -29,6 +29,15 @@ impl FaceDetector<DefaultBackend> {
     pub fn load(path: &Path, cfg: DetectorConfig) -> Result<Self, FaceError> {
         Self::load_on(path, cfg, &Default::default())
     }
+
+    /// Loads the shipped CenterFace model ([`DEFAULT_MODEL_PATH`]) with input width `width`.
+    pub fn load_shipped(width: u32) -> Result<Self, FaceError> {
+        let cfg = DetectorConfig {
+            width,
+            ..DetectorConfig::default()
+        };
+        Self::load(&crate::assets::locate(Path::new(DEFAULT_MODEL_PATH)), cfg)
+    }
 }
 
 impl<B: Backend> FaceDetector<B> {
