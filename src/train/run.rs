@@ -1,6 +1,7 @@
 //! `paca-fer train`: load the data, embed every face once (cached), cluster each image's patches for
 //! each cell (cached, timed), train and evaluate, and write the results table and the models.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -322,13 +323,13 @@ pub fn run_cells<B: AutodiffBackend>(
         };
         let n_clustered = tr_t.len() + ev_t.len();
         let train = SplitData {
-            features: tr_f.clone(),
+            features: Cow::Borrowed(&tr_f),
             dim,
             clusters: tr_c,
             targets: tr_t.clone(),
         };
         let eval = SplitData {
-            features: ev_f.clone(),
+            features: Cow::Borrowed(&ev_f),
             dim,
             clusters: ev_c,
             targets: ev_t.clone(),
