@@ -12,7 +12,7 @@ use paca_fer::model::{Assignment, AttentionKind, ModelConfig, load_model, save_m
 use paca_fer::patch::NUM_PATCHES;
 use paca_fer::train::trainer::{SplitData, TrainOptions, predict, train};
 
-fn split(samples: &[paca_fer::data::Sample], k: usize) -> SplitData {
+fn split(samples: &[paca_fer::data::Sample], k: usize) -> SplitData<'static> {
     let (faces, _) = load_faces(samples, 96);
     let device = Default::default();
     let emb = Embedder::<Cpu>::load(EmbedderKind::Pixels, None, &device).unwrap();
@@ -27,7 +27,7 @@ fn split(samples: &[paca_fer::data::Sample], k: usize) -> SplitData {
     let cl = cluster_batch(&features, imgs.len(), NUM_PATCHES, dim, &spec, 2).unwrap();
     let clusters = cl.iter().flat_map(|c| c.labels.clone()).collect();
     SplitData {
-        features,
+        features: features.into(),
         dim,
         clusters: Some(clusters),
         targets: faces.iter().map(|(_, e)| e.index() as u8).collect(),

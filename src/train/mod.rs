@@ -2,6 +2,7 @@
 //! results tables.
 
 pub mod augment;
+pub mod cache_key;
 pub mod checkpoint;
 pub mod finetune;
 pub mod plots;

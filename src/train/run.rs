@@ -1,8 +1,7 @@
 //! `paca-fer train`: load the data, embed every face once (cached), cluster each image's patches for
 //! each cell (cached, timed), train and evaluate, and write the results table and the models.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,6 +12,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::cache_key;
 use super::results::{self, CellResult};
 use super::sweep::Cell;
 use super::trainer::{self, SplitData, TrainOptions};
@@ -68,34 +68,59 @@ pub fn splits_of(
     Ok(balanced_split(all, per_class, test_fraction, seed))
 }
 
-fn cache_key(parts: &[&dyn std::fmt::Debug]) -> String {
-    let mut h = DefaultHasher::new();
-    for p in parts {
-        format!("{p:?}").hash(&mut h);
-    }
-    format!("{:016x}", h.finish())
+/// The embedded faces of a list of samples, with the cache key that identifies them.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// `[n, 36, dim]` patch features, image-major (unreadable images skipped).
+    pub features: Vec<f32>,
+    /// Feature width per patch.
+    pub dim: usize,
+    /// Class index per embedded image.
+    pub targets: Vec<u8>,
+    /// Feature-cache key of the inputs ([`cache_key::features_key`]); cluster keys build on it.
+    pub key: String,
 }
 
-/// Features and targets of `samples` (decoded, embedded), cached under `cache_dir` by file list and embedder.
+impl Features {
+    /// Number of embedded images.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// True when no image was embedded.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+}
+
+/// Features and targets of `samples` (decoded, embedded), cached under `cache_dir` by content: the
+/// image files' bytes, paths and labels, and the embedder's kind and loaded weights (see
+/// [`cache_key`]). `pixels` features are recomputed, never written.
 pub fn features_for<B: Backend>(
     samples: &[Sample],
     embedder: &Embedder<B>,
     cache_dir: &Path,
     device: &B::Device,
     progress: bool,
-) -> Result<(Vec<f32>, Vec<u8>)> {
-    let key = cache_key(&[&samples, &embedder.kind().to_string()]);
+) -> Result<Features> {
+    let key = cache_key::features_key_for(samples, embedder);
     let fpath = cache_dir.join(format!("features-{key}.npy"));
     let tpath = cache_dir.join(format!("targets-{key}.npy"));
     let dim = embedder.feat_dim();
     if fpath.is_file() && tpath.is_file() {
-        if let (Ok((fs, f)), Ok((_, t))) = (npy::read_f32(&fpath), npy::read_i32(&tpath))
+        if let (Ok((fs, f)), Ok((ts, t))) = (npy::read_f32(&fpath), npy::read_i32(&tpath))
             && fs.len() == 3
             && fs[1] == NUM_PATCHES
             && fs[2] == dim
+            && ts == [fs[0]]
         {
             log::info!("features from cache {}", fpath.display());
-            return Ok((f, t.into_iter().map(|x| x as u8).collect()));
+            return Ok(Features {
+                features: f,
+                dim,
+                targets: t.into_iter().map(|x| x as u8).collect(),
+                key,
+            });
         }
         log::warn!("ignoring unreadable cache {}", fpath.display());
     }
@@ -115,25 +140,32 @@ pub fn features_for<B: Backend>(
     );
     // Raw-pixel features are cheap to recompute and large: cache only learned embeddings.
     if embedder.kind() != EmbedderKind::Pixels {
-        std::fs::create_dir_all(cache_dir)?;
-        npy::write_f32(&fpath, &[imgs.len(), NUM_PATCHES, dim], &feats)?;
+        std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+        npy::write_f32(&fpath, &[imgs.len(), NUM_PATCHES, dim], &feats)
+            .with_context(|| format!("writing {}", fpath.display()))?;
         let t: Vec<i32> = targets.iter().map(|&x| x as i32).collect();
-        npy::write_i32(&tpath, &[t.len()], &t)?;
+        npy::write_i32(&tpath, &[t.len()], &t).with_context(|| format!("writing {}", tpath.display()))?;
     }
-    Ok((feats, targets))
+    Ok(Features {
+        features: feats,
+        dim,
+        targets,
+        key,
+    })
 }
 
-/// Cluster labels `[n, 36]` of every image for one cell, the slots M the model needs, and the seconds
-/// clustering took (measured when computed; read back from the cache otherwise).
+/// Cluster labels `[n, 36]` of every image of `features` for one cell, the slots M the model needs,
+/// and the seconds clustering took (measured when computed; read back from the cache otherwise).
+/// Cached under `cache_dir` by the features' key, the method, k and `seed` ([`cache_key::clusters_key`]).
 pub fn clusters_for(
-    feats: &[f32],
-    dim: usize,
+    features: &Features,
     cell: &Cell,
     seed: u64,
     cache_dir: &Path,
 ) -> Result<(Vec<u32>, usize, f64)> {
+    let (feats, dim) = (&features.features[..], features.dim);
     let n = feats.len() / (NUM_PATCHES * dim);
-    let key = cache_key(&[&n, &dim, &cell, &seed, &feats.get(..64)]);
+    let key = cache_key::clusters_key(&features.key, n, dim, &cell.method, cell.k, seed);
     let lpath = cache_dir.join(format!(
         "clusters-{}-k{}-{key}.npy",
         cell.method.replace(':', "_"),
@@ -171,10 +203,10 @@ pub fn clusters_for(
         .unwrap_or(1)
         .max(cell.k)
         .min(NUM_PATCHES);
-    std::fs::create_dir_all(cache_dir)?;
+    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
     let li: Vec<i32> = labels.iter().map(|&x| x as i32).collect();
-    npy::write_i32(&lpath, &[n, NUM_PATCHES], &li)?;
-    std::fs::write(&spath, format!("{secs}"))?;
+    npy::write_i32(&lpath, &[n, NUM_PATCHES], &li).with_context(|| format!("writing {}", lpath.display()))?;
+    std::fs::write(&spath, format!("{secs}")).with_context(|| format!("writing {}", spath.display()))?;
     Ok((labels, m, secs))
 }
 
@@ -222,8 +254,8 @@ pub fn run_cells<B: AutodiffBackend>(
             .with_context(|| format!("loading the {} embedder", spec.embedder))?;
     let dim = embedder.feat_dim();
     let progress = spec.train.progress;
-    let (tr_f, tr_t) = features_for(&train_s, &embedder, &spec.cache_dir, &inner, progress)?;
-    let (ev_f, ev_t) = features_for(&eval_s, &embedder, &spec.cache_dir, &inner, progress)?;
+    let tr = features_for(&train_s, &embedder, &spec.cache_dir, &inner, progress)?;
+    let ev = features_for(&eval_s, &embedder, &spec.cache_dir, &inner, progress)?;
     let out_dir = spec.out_dir.join(&spec.name);
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut done = if spec.train.resume {
@@ -243,8 +275,8 @@ pub fn run_cells<B: AutodiffBackend>(
         log::info!("cell {} k={}", cell.method, cell.k);
         let hard = !matches!(cell.method.as_str(), "none" | "learned");
         let (tr_c, ev_c, m, cluster_s) = if hard {
-            let (a, m1, s1) = clusters_for(&tr_f, dim, cell, spec.cluster_seed, &spec.cache_dir)?;
-            let (b, m2, s2) = clusters_for(&ev_f, dim, cell, spec.cluster_seed, &spec.cache_dir)?;
+            let (a, m1, s1) = clusters_for(&tr, cell, spec.cluster_seed, &spec.cache_dir)?;
+            let (b, m2, s2) = clusters_for(&ev, cell, spec.cluster_seed, &spec.cache_dir)?;
             (Some(a), Some(b), m1.max(m2), s1 + s2)
         } else {
             (
@@ -258,18 +290,18 @@ pub fn run_cells<B: AutodiffBackend>(
                 0.0,
             )
         };
-        let n_clustered = tr_t.len() + ev_t.len();
+        let n_clustered = tr.len() + ev.len();
         let train = SplitData {
-            features: tr_f.clone(),
+            features: Cow::Borrowed(&tr.features),
             dim,
             clusters: tr_c,
-            targets: tr_t.clone(),
+            targets: tr.targets.clone(),
         };
         let eval = SplitData {
-            features: ev_f.clone(),
+            features: Cow::Borrowed(&ev.features),
             dim,
             clusters: ev_c,
-            targets: ev_t.clone(),
+            targets: ev.targets.clone(),
         };
         let cfg = model_config(spec, dim, &cell.method, m);
         let cell_name = format!("{}-k{}", cell.method.replace(':', "_"), cell.k);
@@ -328,7 +360,7 @@ pub fn run_cells<B: AutodiffBackend>(
     if done.is_empty() {
         bail!("no cell was trained");
     }
-    write_plots(&out_dir, &done, &ev_f, dim, cells, spec.cluster_seed);
+    write_plots(&out_dir, &done, &ev.features, dim, cells, spec.cluster_seed);
     Ok(done)
 }
 

@@ -1,6 +1,7 @@
 //! The training loop of one sweep cell: Adam + cross-entropy over precomputed patch features and
 //! cluster assignments, evaluation after every epoch, and a crash-safe checkpoint per epoch.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,11 +21,13 @@ use crate::metrics::{self, Metrics};
 use crate::model::{ModelConfig, Vit, data_parallel_grads, hard_assignment, split_batch};
 use crate::patch::NUM_PATCHES;
 
-/// Features, optional cluster labels and targets of one split, all in memory.
+/// Features, optional cluster labels and targets of one split, all in memory. The features are
+/// usually borrowed (`Cow::Borrowed`): every sweep cell trains on the same matrix, which can be
+/// gigabytes with ResNet-50 features.
 #[derive(Debug, Clone)]
-pub struct SplitData {
+pub struct SplitData<'a> {
     /// `[n, 36, dim]` patch features, image-major.
-    pub features: Vec<f32>,
+    pub features: Cow<'a, [f32]>,
     /// Feature width per patch.
     pub dim: usize,
     /// `[n, 36]` cluster ids when the model uses hard assignments.
@@ -33,7 +36,7 @@ pub struct SplitData {
     pub targets: Vec<u8>,
 }
 
-impl SplitData {
+impl SplitData<'_> {
     /// Number of images.
     pub fn len(&self) -> usize {
         self.targets.len()
