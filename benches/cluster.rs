@@ -3,7 +3,11 @@
 //! tests) on the same image for comparison. Run: `cargo bench --bench cluster`.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use paca_fer::cluster::reference::{linfa_dbscan, linfa_kmeans};
+#[path = "../tests/common/linfa_reference.rs"]
+#[allow(dead_code)]
+mod linfa_reference;
+
+use linfa_reference::{linfa_dbscan, linfa_kmeans};
 use paca_fer::cluster::{Affinity, ClusterSpec, Linkage, Method, Workspace, dbscan_default_eps};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use paca_fer::cluster::metrics::adjusted_rand_index;
-use paca_fer::cluster::reference::{linfa_dbscan, linfa_gmm, linfa_kmeans};
+#[path = "common/linfa_reference.rs"]
+mod linfa_reference;
+
+use linfa_reference::{linfa_dbscan, linfa_gmm, linfa_kmeans};
 use paca_fer::cluster::{
     Affinity, ClusterSpec, Clustering, Linkage, Method, cluster, dbscan_default_eps, gmm_from_labels,
     median_gamma,

@@ -18,7 +18,7 @@
 //! ## Why not linfa
 //! linfa-clustering's `KMeans` measured 1.1–5.6 ms per `36 × 2048` image with `n_runs = 1`,
 //! 5–25× over the 240 µs/image budget. linfa is kept as an independent reference
-//! ([`mod@reference`]) in the tests and the benchmark.
+//! (`tests/common/linfa_reference.rs`) in the tests and the benchmark, out of the library.
 //!
 //! ## Methods (all follow scikit-learn's algorithms and defaults unless said otherwise)
 //! * **k-means** — kernel-form Lloyd (`‖xᵢ − c‖²` from Gram sums), greedy k-means++ seeding,
@@ -54,7 +54,6 @@ mod gram;
 mod kmeans;
 mod linalg;
 pub mod metrics;
-pub mod reference;
 mod spectral;
 
 use std::fmt;

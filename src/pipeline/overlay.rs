@@ -5,6 +5,8 @@
 
 use font8x8::legacy::BASIC_LEGACY;
 use image::{Rgb, RgbImage};
+use imageproc::drawing::draw_filled_rect_mut;
+use imageproc::rect::Rect;
 
 use crate::face::{CropSquare, DEFAULT_MARGIN, FACE_SIZE, FaceBox};
 use crate::labels::{Emotion, NUM_CLASSES, argmax};
@@ -66,8 +68,20 @@ fn blend(px: &mut Rgb<u8>, c: [u8; 3], alpha: f32) {
     }
 }
 
-/// Fills a rectangle (clipped to the image), blending with `alpha` (1 = opaque).
+/// Fills a rectangle (clipped to the image), blending with `alpha` (1 = opaque). Opaque fills
+/// are imageproc's; blended ones (label plates, cluster tints) are done here, since imageproc
+/// blends only RGBA canvases.
 pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, c: [u8; 3], alpha: f32) {
+    if w <= 0 || h <= 0 {
+        return;
+    }
+    if alpha >= 1.0 {
+        let to_i32 = |v: i64| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        let rect = Rect::at(to_i32(x), to_i32(y))
+            .of_size(w.min(u32::MAX as i64) as u32, h.min(u32::MAX as i64) as u32);
+        draw_filled_rect_mut(img, rect, Rgb(c));
+        return;
+    }
     let (iw, ih) = (img.width() as i64, img.height() as i64);
     for yy in y.max(0)..(y + h).min(ih) {
         for xx in x.max(0)..(x + w).min(iw) {
