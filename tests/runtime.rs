@@ -541,34 +541,34 @@ fn within<T: Send + 'static>(limit: Duration, run: impl FnOnce() -> T + Send + '
     (out, t.elapsed())
 }
 
-#[test]
-fn a_failing_classify_stage_ends_a_live_run_with_its_error() {
-    let (det, _) = models();
+/// Runs an endless live source through `det` and `clf`, one of which always fails, and checks
+/// that the run ends within a second with that stage's error (`expect`).
+fn assert_a_failing_stage_ends_the_run<D, C>(det: D, clf: C, expect: &str)
+where
+    D: DetectFaces + Send + 'static,
+    C: ClassifyFaces + Send + 'static,
+{
     let opts = RunOptions {
         retry: quick_retry(),
         ..RunOptions::default()
     };
     let (result, took) = within(Duration::from_secs(10), move || {
         let src = opener(vec![Step::Endless(frame(60))]);
-        run_pipeline(src, true, det, FailingClassifier, opts, &mut headless()).map(|s| s.frames_out)
+        run_pipeline(src, true, det, clf, opts, &mut headless()).map(|s| s.frames_out)
     });
     let err = format!("{:#}", result.unwrap_err());
-    assert!(err.contains("scripted classifier failure"), "{err}");
+    assert!(err.contains(expect), "{err}");
     assert!(took < Duration::from_secs(1), "the run took {took:?} to end");
+}
+
+#[test]
+fn a_failing_classify_stage_ends_a_live_run_with_its_error() {
+    let (det, _) = models();
+    assert_a_failing_stage_ends_the_run(det, FailingClassifier, "scripted classifier failure");
 }
 
 #[test]
 fn a_failing_detect_stage_ends_a_live_run_with_its_error() {
     let (_, clf) = models();
-    let opts = RunOptions {
-        retry: quick_retry(),
-        ..RunOptions::default()
-    };
-    let (result, took) = within(Duration::from_secs(10), move || {
-        let src = opener(vec![Step::Endless(frame(61))]);
-        run_pipeline(src, true, FailingDetector, clf, opts, &mut headless()).map(|s| s.frames_out)
-    });
-    let err = format!("{:#}", result.unwrap_err());
-    assert!(err.contains("scripted detector failure"), "{err}");
-    assert!(took < Duration::from_secs(1), "the run took {took:?} to end");
+    assert_a_failing_stage_ends_the_run(FailingDetector, clf, "scripted detector failure");
 }
