@@ -16,4 +16,6 @@ pub mod npy;
 pub mod patch;
 pub mod pipeline;
 pub mod select;
+#[cfg(test)]
+mod shared_data;
 pub mod train;

@@ -1,9 +1,11 @@
 //! Face detection and cropping on real photos: the public-domain `astronaut` image, FER+ faces
-//! composited into webcam-sized frames (when `../shared` is present), face-free frames, odd
-//! frame sizes, bad model files, crop geometry and timings.
+//! (from `../shared`, see `tests/common`) composited into webcam-sized frames, face-free frames,
+//! odd frame sizes, bad model files, crop geometry and timings.
 //!
 //! Run in release: `cargo test --release --test face_detect -- --nocapture` prints recall,
 //! IoU and ms/frame.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -53,19 +55,9 @@ fn boxed(x: f32, y: f32, w: f32, h: f32) -> FaceBox {
     }
 }
 
-/// FER+ validation folder: `$PACA_SHARED`, else `../shared`, else `/work/shared`.
+/// The FER+ validation folder (see [`common::ferplus`]).
 fn ferplus_valid() -> Option<PathBuf> {
-    let mut roots: Vec<PathBuf> = Vec::new();
-    if let Ok(p) = std::env::var("PACA_SHARED") {
-        roots.push(PathBuf::from(p));
-    }
-    roots.push(manifest().join("../shared"));
-    roots.push(PathBuf::from("../shared"));
-    roots.push(PathBuf::from("/work/shared"));
-    roots
-        .into_iter()
-        .map(|r| r.join("data/ferplus/valid"))
-        .find(|p| p.is_dir())
+    common::ferplus().map(|root| root.join("valid"))
 }
 
 /// The first `per_class` files (sorted) of every class folder, so the sample is fixed.
@@ -260,10 +252,7 @@ fn run_ferplus(files: &[PathBuf], scale: u32, noise: bool, seed: u64) -> Tally {
 
 #[test]
 fn ferplus_faces_composited_into_frames() {
-    let Some(dir) = ferplus_valid() else {
-        eprintln!("SKIPPED: no FER+ data (set PACA_SHARED or provide ../shared)");
-        return;
-    };
+    let Some(dir) = ferplus_valid() else { return };
     let files = ferplus_sample(&dir, 6); // 8 classes × 6 = 48 faces
     assert_eq!(files.len(), 48, "FER+ valid folder incomplete: {}", dir.display());
     let mut ratios = Vec::new();
@@ -530,7 +519,8 @@ fn crop_contact_sheet_for_visual_check() {
     // 0.2 / 0.4, unaligned and aligned. Written for a person to compare framing.
     let cell = FACE_SIZE + 4;
     let mut sheet = RgbImage::from_pixel(8 * cell, 3 * cell, Rgb([255, 255, 255]));
-    if let Some(dir) = ferplus_valid() {
+    let Some(dir) = ferplus_valid() else { return };
+    {
         let mut rng = Rng(5);
         for (i, f) in ferplus_sample(&dir, 1).iter().enumerate() {
             let face = image::open(f).unwrap().to_rgb8();
