@@ -33,8 +33,9 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var_os(SKIP_VAR).is_some_and(|v| v == "1") {
+        let test = std::thread::current().name().unwrap_or("test").to_string();
         eprintln!(
-            "SKIPPED: {} not found and {SKIP_VAR}=1 asks to skip tests that need the shared data",
+            "SKIPPED {test}: {} not found, and {SKIP_VAR}=1 skips what needs it",
             p.display()
         );
         return None;

@@ -5,6 +5,7 @@ use std::path::Path;
 
 #[path = "../../src/shared_data.rs"]
 mod shared_data;
+#[allow(unused_imports)] // each test file uses one or both
 pub use shared_data::{ferplus, shared};
 
 /// Copies the first `per_class` faces (by name) of each class of split `split` of the FER+ folder
