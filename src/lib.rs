@@ -18,4 +18,6 @@ pub mod patch;
 pub mod pipeline;
 pub mod progress;
 pub mod select;
+#[cfg(test)]
+mod shared_data;
 pub mod train;

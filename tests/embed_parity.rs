@@ -1,9 +1,11 @@
 //! Parity of the burn patch embedders with PyTorch references (`scripts/make_embed_fixtures.py`),
 //! plus shape, loader-error and API checks.
 //!
-//! Fixtures: `tests/fixtures/embed/`. MobileNetV2 tests need `../shared/weights/` and skip with a
-//! notice when it is absent. Timing: `cargo test --release --test embed_parity -- --ignored
+//! Fixtures: `tests/fixtures/embed/`. MobileNetV2 tests need `../shared/weights/` and fail when it
+//! is absent (see `tests/common`). Timing: `cargo test --release --test embed_parity -- --ignored
 //! --nocapture`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,21 +27,12 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embed")
 }
 
-fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
-}
-
+/// torchvision's ImageNet MobileNetV2 weights in `../shared/weights/` (see [`common::shared`]).
 fn mobilenet_weights() -> Option<PathBuf> {
-    let p = shared_dir().join("weights").join(MOBILENET_V2_WEIGHTS_FILE);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("NOTICE: {} absent; skipping MobileNetV2 weight test", p.display());
-        None
-    }
+    common::shared(&format!("weights/{MOBILENET_V2_WEIGHTS_FILE}"))
 }
 
-/// The ImageNet MobileNetV2 embedder from `../shared/weights/`, when present.
+/// The ImageNet MobileNetV2 embedder from `../shared/weights/` (see [`common::shared`]).
 fn mobilenet() -> Option<MobileNetV2Embedder<B>> {
     let weights = mobilenet_weights()?;
     Some(MobileNetV2Embedder::<B>::load(&weights, &NdArrayDevice::Cpu).unwrap())
@@ -113,11 +106,9 @@ fn mobilenet_v2_matches_pytorch_on_ferplus_face() {
     let bytes = std::fs::read(fixture_dir().join("embed_parity.safetensors")).unwrap();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let face_rel = meta.metadata().as_ref().unwrap()["ferplus_face"].clone();
-    let face_path = shared_dir().join(&face_rel);
-    if !face_path.is_file() {
-        eprintln!("NOTICE: {} absent; skipping", face_path.display());
+    let Some(face_path) = common::shared(&face_rel) else {
         return;
-    }
+    };
     // Same preprocessing as the script: 48×48 gray → 2× nearest → RGB → [0, 1] → ImageNet.
     let gray = image::open(&face_path).unwrap().to_luma8();
     assert_eq!(gray.dimensions(), (48, 48));

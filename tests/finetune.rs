@@ -4,16 +4,19 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-/// A FER+-layout folder with `per_class` faces of each class in train and in valid.
-fn mini_ferplus(root: &Path, per_class: usize) -> bool {
-    ["train", "valid"]
-        .iter()
-        .all(|split| common::copy_ferplus_split(split, &root.join(split), per_class))
+/// A FER+-layout folder at `root` with `per_class` faces of each class in train and in valid;
+/// returns the FER+ folder they came from (`None`: skipped, see [`common::ferplus`]).
+fn mini_ferplus(root: &Path, per_class: usize) -> Option<PathBuf> {
+    let fer = common::ferplus()?;
+    for split in ["train", "valid"] {
+        common::copy_ferplus_split(&fer, split, &root.join(split), per_class);
+    }
+    Some(fer)
 }
 
 fn paca(dir: &Path) -> Command {
@@ -23,7 +26,7 @@ fn paca(dir: &Path) -> Command {
 }
 
 /// ImageNet MobileNetV2 weights shipped in the repository.
-fn imagenet() -> std::path::PathBuf {
+fn imagenet() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors")
 }
@@ -81,7 +84,7 @@ fn json_of(out: &std::process::Output) -> Value {
 fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fer");
-    if !mini_ferplus(&data, 2) {
+    if mini_ferplus(&data, 2).is_none() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -177,14 +180,12 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fer");
-    if !mini_ferplus(&data, 2) {
-        return;
-    }
+    let Some(fer) = mini_ferplus(&data, 2) else { return };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let imagenet = imagenet();
     // Soft targets from the real FER+ vote files.
     std::fs::create_dir_all(data.join("votes")).unwrap();
-    let votes = common::ferplus().unwrap().join("votes");
+    let votes = fer.join("votes");
     for f in ["train_label.csv", "valid_label.csv"] {
         std::fs::copy(votes.join(f), data.join("votes").join(f)).unwrap();
     }
@@ -244,7 +245,7 @@ fn finetune_swa_writes_the_mean_of_the_last_epochs_weights() {
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fer");
-    if !mini_ferplus(&data, 2) {
+    if mini_ferplus(&data, 2).is_none() {
         return;
     }
     // A constant learning rate (`--swa-lr 1`, one warm-up step) makes the runs' first epochs
@@ -306,7 +307,7 @@ fn finetune_swa_killed_mid_run_resumes_to_the_same_average() {
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fer");
-    if !mini_ferplus(&data, 2) {
+    if mini_ferplus(&data, 2).is_none() {
         return;
     }
     let flags = [
@@ -378,7 +379,7 @@ fn average_writes_the_mean_of_fine_tuned_folders_and_scores_it() {
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fer");
-    if !mini_ferplus(&data, 2) {
+    if mini_ferplus(&data, 2).is_none() {
         return;
     }
     // Two fine-tunings of the default model that differ only in their seed.

@@ -11,9 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A balanced ImageFolder of real FER+ faces: `per_class` training faces of each of the 8 classes.
+/// A balanced ImageFolder of real FER+ faces: `per_class` training faces of each of the 8 classes
+/// (false: skipped, see [`common::ferplus`]).
 fn make_folder(root: &Path, per_class: usize) -> bool {
-    common::copy_ferplus_split("train", root, per_class)
+    let Some(fer) = common::ferplus() else {
+        return false;
+    };
+    common::copy_ferplus_split(&fer, "train", root, per_class);
+    true
 }
 
 fn train(dir: &Path, data: &Path, resume: bool) -> Command {

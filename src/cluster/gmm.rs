@@ -74,24 +74,41 @@ pub(crate) fn em_from_labels(gram_c: &[f64], n: usize, init: &[u32]) -> Result<V
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is available (checked above).
-            return Ok(unsafe { em_avx2(&y, p, n, init) });
+            return Ok(unsafe { em_avx2(&y, p, n, init) }.labels);
         }
     }
-    Ok(em(&y, p, n, init))
+    Ok(em_portable(&y, p, n, init).labels)
+}
+
+/// What [`em`] ends with.
+#[derive(Debug, PartialEq)]
+struct EmFit {
+    /// Labels of the final E-step (not canonicalised).
+    labels: Vec<u32>,
+    /// Mean log-likelihood of the final E-step (0 when there is nothing to fit).
+    log_likelihood: f64,
 }
 
 /// [`em`] compiled with AVX2 (4-lane f64 loops; no FMA contraction, so identical results).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn em_avx2(y: &[f64], p: usize, n: usize, init: &[u32]) -> Vec<u32> {
+unsafe fn em_avx2(y: &[f64], p: usize, n: usize, init: &[u32]) -> EmFit {
+    em(y, p, n, init)
+}
+
+/// [`em`] compiled for the crate's baseline target features (what CPUs without AVX2 run).
+fn em_portable(y: &[f64], p: usize, n: usize, init: &[u32]) -> EmFit {
     em(y, p, n, init)
 }
 
 /// EM on the PCA coordinates `y` (`n × p`) from the partition `init`.
 #[inline(always)]
-fn em(y: &[f64], p: usize, n: usize, init: &[u32]) -> Vec<u32> {
+fn em(y: &[f64], p: usize, n: usize, init: &[u32]) -> EmFit {
     if p == 0 {
-        return init.to_vec();
+        return EmFit {
+            labels: init.to_vec(),
+            log_likelihood: 0.0,
+        };
     }
     let kk = init.iter().map(|&l| l as usize + 1).max().unwrap_or(1);
     let mut resp = vec![0.0; n * kk];
@@ -109,8 +126,8 @@ fn em(y: &[f64], p: usize, n: usize, init: &[u32]) -> Vec<u32> {
             break;
         }
     }
-    model.e_step(y, n, &mut resp);
-    (0..n)
+    let log_likelihood = model.e_step(y, n, &mut resp);
+    let labels = (0..n)
         .map(|i| {
             let row = &resp[i * kk..(i + 1) * kk];
             let mut best = 0;
@@ -121,7 +138,11 @@ fn em(y: &[f64], p: usize, n: usize, init: &[u32]) -> Vec<u32> {
             }
             best as u32
         })
-        .collect()
+        .collect();
+    EmFit {
+        labels,
+        log_likelihood,
+    }
 }
 
 /// Mixture parameters. Means and inverse variances are kept twice: component-major for the
@@ -269,28 +290,104 @@ impl Model {
 mod tests {
     use super::*;
 
-    #[test]
-    fn simd_build_matches_portable_build() {
-        let (n, p) = (36, 5);
-        let y: Vec<f64> = (0..n * p)
-            .map(|t| ((t * 7919 % 101) as f64 / 10.0) + if t / p < 12 { 5.0 } else { 0.0 })
-            .collect();
-        let init: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
-        let portable = em(&y, p, n, &init);
-        let fast = em_from_labels_on_coords(&y, p, n, &init);
-        assert_eq!(portable, fast);
+    use std::path::Path;
+
+    use crate::cluster::{Workspace, canonicalise};
+
+    /// One scikit-learn fixture of `tests/fixtures/cluster`, ready for [`em`].
+    struct EmCase {
+        name: String,
+        /// PCA coordinates (`n × p`).
+        y: Vec<f64>,
+        p: usize,
+        n: usize,
+        /// scikit-learn's k-means partition (canonical).
+        init: Vec<u32>,
+        /// scikit-learn's EM labels from that partition (row `gmm_from_kmeans`).
+        sklearn: Vec<u32>,
     }
 
-    /// The dispatching EM entry on given coordinates (what `em_from_labels` does after PCA).
-    fn em_from_labels_on_coords(y: &[f64], p: usize, n: usize, init: &[u32]) -> Vec<u32> {
+    /// Every fixture of `tests/fixtures/cluster`.
+    fn sklearn_em_cases() -> Vec<EmCase> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster");
+        let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest.json");
+        let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest parses");
+        let datasets = manifest["datasets"].as_array().expect("datasets");
+        datasets
+            .iter()
+            .map(|ds| {
+                let name = ds["name"].as_str().expect("name").to_string();
+                let (shape, x) = crate::npy::read_f32(&dir.join(format!("{name}.npy"))).expect("x");
+                let (_, labels) =
+                    crate::npy::read_i32(&dir.join(format!("{name}_labels.npy"))).expect("labels");
+                let (n, d) = (shape[0], shape[1]);
+                let row = |want: &str| -> Vec<u32> {
+                    let rows = ds["rows"].as_array().expect("rows");
+                    let r = rows.iter().position(|m| m == want).expect("row present");
+                    labels[r * n..(r + 1) * n].iter().map(|&l| l as u32).collect()
+                };
+                let mut ws = Workspace::new();
+                ws.prepare(&x, n, d).expect("finite data");
+                let (y, p) = pca_coords(&ws.gram, n).expect("converges");
+                let init = canonicalise(&row("kmeans")).0;
+                let sklearn = row("gmm_from_kmeans");
+                EmCase {
+                    name,
+                    y,
+                    p,
+                    n,
+                    init,
+                    sklearn,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simd_build_matches_portable_build() {
+        // The two builds `em_from_labels` dispatches between, called explicitly on every
+        // scikit-learn fixture: the AVX2 build must give the portable build's labels and
+        // log-likelihood bit for bit, and the portable build scikit-learn's partition from the
+        // same start (so a bug both builds share fails too).
+        if cfg!(target_feature = "avx2") {
+            eprintln!("note: the crate is compiled with AVX2 enabled, so the portable build uses it too");
+        }
+        let cases = sklearn_em_cases();
+        assert_eq!(cases.len(), 9, "fixtures in tests/fixtures/cluster/manifest.json");
+        for EmCase {
+            name,
+            y,
+            p,
+            n,
+            init,
+            sklearn,
+        } in cases
+        {
+            let portable = em_portable(&y, p, n, &init);
+            assert!(portable.log_likelihood.is_finite(), "{name}: {portable:?}");
+            assert_eq!(
+                canonicalise(&portable.labels).0,
+                canonicalise(&sklearn).0,
+                "{name}: portable EM vs scikit-learn from the same start"
+            );
+            match avx2_build(&y, p, n, &init) {
+                Some(fast) => assert_eq!(fast, portable, "{name}: AVX2 vs portable build"),
+                None => eprintln!("SKIPPED (SIMD side): this CPU lacks AVX2; the portable build was checked"),
+            }
+        }
+    }
+
+    /// The AVX2 build's EM, or `None` on a CPU without AVX2.
+    fn avx2_build(y: &[f64], p: usize, n: usize, init: &[u32]) -> Option<EmFit> {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 is available (checked above).
-                return unsafe { em_avx2(y, p, n, init) };
+                return Some(unsafe { em_avx2(y, p, n, init) });
             }
         }
-        em(y, p, n, init)
+        let _ = (y, p, n, init);
+        None
     }
 
     #[test]

@@ -23,16 +23,33 @@
 //! Both accumulate in f32 (the input is f32) and hand back an f64 matrix, so that all later
 //! `36 × 36` work runs in f64. Non-finite input makes some diagonal entry non-finite.
 
+/// Panics unless `x` holds `n × d` values and `out` `n × n`: both kernels read through raw
+/// pointers. Two comparisons next to the `O(n²·d)` work, so they stay on in release builds.
+fn check_lengths(x: &[f32], n: usize, d: usize, out: &[f64]) {
+    assert_eq!(
+        x.len(),
+        n * d,
+        "gram: x holds {} values, not n·d = {n}·{d}",
+        x.len()
+    );
+    assert_eq!(
+        out.len(),
+        n * n,
+        "gram: out holds {} values, not n·n = {n}·{n}",
+        out.len()
+    );
+}
+
 /// Writes the full symmetric `n × n` shifted Gram matrix of `x` (`n × d`, row-major) into `out`
-/// (f64). `scratch` is only used by the portable path (for the shifted copy).
+/// (f64). `scratch` is only used by the portable path (for the shifted copy). Panics if `x` or
+/// `out` has the wrong length.
 pub(crate) fn gram_shifted(x: &[f32], n: usize, d: usize, scratch: &mut Vec<f32>, out: &mut [f64]) {
-    debug_assert_eq!(x.len(), n * d);
-    debug_assert_eq!(out.len(), n * n);
+    check_lengths(x, n, d, out);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above); slice bounds are
-            // checked by the debug assertions and respected by the kernel.
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above); the slice lengths are
+            // checked just above too, and the kernel stays inside them.
             unsafe { avx2::gram_upper(x, n, d, out) };
             mirror_upper(out, n);
             return;
@@ -55,10 +72,13 @@ fn shift_copy(x: &[f32], n: usize, d: usize, scratch: &mut Vec<f32>) {
 }
 
 /// Portable path: `matrixmultiply::sgemm` into an f32 buffer, then widened to f64 and symmetrised.
+/// Panics if `x` or `out` has the wrong length.
 pub(crate) fn gram_sgemm(x: &[f32], n: usize, d: usize, out: &mut [f64]) {
+    check_lengths(x, n, d, out);
     let mut g = vec![0f32; n * n];
     if n > 0 && d > 0 {
-        // SAFETY: `x` holds n*d values (row stride d), `g` holds n*n values (row stride n);
+        // SAFETY: `x` holds n*d values (checked above; row stride d), `g` holds n*n values (row
+        // stride n);
         // A = X (n × d, row-major) and B = Xᵀ (d × n, given as X with swapped strides).
         unsafe {
             matrixmultiply::sgemm(
@@ -218,6 +238,36 @@ mod tests {
         (0..n * d)
             .map(|i| (((i * 7919 + 13) % 1009) as f32 / 1009.0) - 0.5)
             .collect()
+    }
+
+    /// [`gram_shifted`] of `x` taken as `n × d`, into an output of `out_len` values.
+    fn gram_into(x: &[f32], n: usize, d: usize, out_len: usize) {
+        gram_shifted(x, n, d, &mut Vec::new(), &mut vec![0.0; out_len]);
+    }
+
+    #[test]
+    #[should_panic(expected = "values, not n·d")]
+    fn input_longer_than_n_by_d_panics() {
+        // Not an out-of-bounds read, but a caller bug the kernel would silently compute through.
+        gram_into(&data(4 * 8 + 1, 1), 4, 8, 16);
+    }
+
+    #[test]
+    #[should_panic(expected = "values, not n·d")]
+    fn input_shorter_than_n_by_d_panics_before_reading_it() {
+        gram_into(&data(4 * 8 - 1, 1), 4, 8, 16);
+    }
+
+    #[test]
+    #[should_panic(expected = "values, not n·n")]
+    fn output_of_the_wrong_length_panics() {
+        gram_into(&data(4, 8), 4, 8, 17);
+    }
+
+    #[test]
+    #[should_panic(expected = "values, not n·d")]
+    fn portable_path_checks_its_input_length_too() {
+        gram_sgemm(&data(4 * 8 - 1, 1), 4, 8, &mut [0.0; 16]);
     }
 
     #[test]

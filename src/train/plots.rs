@@ -1573,12 +1573,46 @@ mod tests {
         let p = dir.path().join("heatmap.png");
         let size = accuracy_heatmap(&sweep(), &p).unwrap();
         check_png(&p, size);
-        // 5 hard methods + 2 baseline rows, 3 k columns.
-        let h = HM_TOP + 5 * HM_CELL_H + HM_GAP + 2 * HM_CELL_H + HM_BOTTOM;
-        assert_eq!(
-            size,
-            ((HM_LEFT + 3 * HM_CELL_W + HM_BAR).max(HM_MIN_W) as u32, h as u32)
-        );
+        // 5 method rows, a 30 px gap, the learned and none rows, 3 k columns (2, 4, 8):
+        // 122 + 7 × 58 + 30 + 100 = 658 px high; 260 + 3 × 120 + 150 = 770 px is under the 780 px
+        // minimum width, so the grid sits 5 px right of x = 260.
+        assert_eq!(size, (780, 658));
+        let img = image::open(&p).unwrap().to_rgb8();
+        // Each cell's background, read from the written file just inside the cell's top-left
+        // corner (clear of the centred label and of the best cell's outline).
+        let rgb = |c: RGBColor| [c.0, c.1, c.2];
+        let (lo, hi) = (0.588, 0.655);
+        let shade = |acc: f64| rgb(sequential((acc - lo) / (hi - lo)));
+        let background = |row: u32, col: u32| {
+            let y = 122 + row * 58 + if row >= 5 { 30 } else { 0 };
+            img.get_pixel(265 + col * 120 + 8, y + 8).0
+        };
+        let expected: [[Option<f64>; 3]; 7] = [
+            [Some(0.612), Some(0.634), Some(0.641)], // kmeans
+            [Some(0.598), Some(0.627), Some(0.619)], // agglomerative
+            [Some(0.655), Some(0.648), Some(0.601)], // spectral
+            [None, Some(0.622), None],               // gmm
+            [None, None, Some(0.588)],               // dbscan
+            [None, Some(0.629), None],               // learned
+            [Some(0.603); 3],                        // none: one cell across every k
+        ];
+        for (row, accs) in expected.iter().enumerate() {
+            for (col, acc) in accs.iter().enumerate() {
+                let want = acc.map_or([238, 238, 238], shade);
+                assert_eq!(
+                    background(row as u32, col as u32),
+                    want,
+                    "row {row}, column {col}"
+                );
+            }
+        }
+        // The scale runs over the whole palette: best and worst cells take its two ends.
+        let end = |(r, g, b): (u8, u8, u8)| [r, g, b];
+        assert_eq!(background(2, 0), end(SEQUENTIAL[SEQUENTIAL.len() - 1]));
+        assert_eq!(background(4, 2), end(SEQUENTIAL[0]));
+        // White in the gap above the baselines and below the last row.
+        assert_eq!(img.get_pixel(273, 122 + 5 * 58 + 4).0, [255, 255, 255]);
+        assert_eq!(img.get_pixel(273, 122 + 7 * 58 + 30 + 3).0, [255, 255, 255]);
     }
 
     #[test]
@@ -1642,13 +1676,28 @@ mod tests {
         let p = dir.path().join("scatter.png");
         let (f, dim, labelings) = face();
         let size = cluster_scatter(&f, dim, &labelings, &p).unwrap();
-        assert_eq!(
-            size,
-            (4 * PANEL.0 + 40, SCATTER_TITLE_H + 2 * PANEL.1 + SCATTER_LEGEND_H)
-        );
+        // 5 panels of 380 × 370 px: 4 columns (+ 40 px) by 2 rows, a 92 px title and a 60 px legend.
+        assert_eq!(size, (1560, 892));
         check_png(&p, size);
+        // The written panels: row 1 holds the fifth labelling in its first column only.
+        let img = image::open(&p).unwrap().to_rgb8();
+        let inked = |row: u32, col: u32| {
+            let (x0, y0) = (20 + col * 380, 92 + row * 370);
+            (x0..x0 + 380)
+                .flat_map(|x| (y0..y0 + 370).map(move |y| (x, y)))
+                .filter(|&(x, y)| img.get_pixel(x, y).0 != [255, 255, 255])
+                .count()
+        };
+        for col in 0..4 {
+            assert!(inked(0, col) > 2000, "panel (0, {col}) is empty");
+        }
+        assert!(inked(1, 0) > 2000, "panel (1, 0) is empty");
+        for col in 1..4 {
+            assert_eq!(inked(1, col), 0, "panel (1, {col}) should be blank");
+        }
         let one = cluster_scatter(&f, dim, &labelings[..1], &p).unwrap();
-        assert_eq!(one, (SCATTER_MIN_W, SCATTER_TITLE_H + PANEL.1 + SCATTER_LEGEND_H));
+        // One 380 px panel, widened to the 900 px minimum.
+        assert_eq!(one, (900, 522));
         check_png(&p, one);
     }
 

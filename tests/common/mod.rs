@@ -1,25 +1,16 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The FER+ dataset beside the repository (`../shared/data/ferplus`), if present.
-pub fn ferplus() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ferplus");
-    if p.join("train").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("note: {} not found; FER+ test skipped", p.display());
-        None
-    }
-}
+#[path = "../../src/shared_data.rs"]
+mod shared_data;
+#[allow(unused_imports)] // each test file uses one or both
+pub use shared_data::{ferplus, shared};
 
-/// Copies the first `per_class` faces (by name) of each class of FER+ split `split` into
-/// `<dst>/<class>/`; false (with a note) when FER+ is absent.
-pub fn copy_ferplus_split(split: &str, dst: &Path, per_class: usize) -> bool {
-    let Some(fer) = ferplus() else {
-        return false;
-    };
+/// Copies the first `per_class` faces (by name) of each class of split `split` of the FER+ folder
+/// `fer` into `<dst>/<class>/`.
+pub fn copy_ferplus_split(fer: &Path, split: &str, dst: &Path, per_class: usize) {
     for class in std::fs::read_dir(fer.join(split)).unwrap().flatten() {
         let to = dst.join(class.file_name());
         std::fs::create_dir_all(&to).unwrap();
@@ -33,7 +24,6 @@ pub fn copy_ferplus_split(split: &str, dst: &Path, per_class: usize) -> bool {
             std::fs::copy(f, to.join(f.file_name().unwrap())).unwrap();
         }
     }
-    true
 }
 
 /// Writes a small PNG with a pattern derived from `seed`.
