@@ -15,24 +15,19 @@ use paca_fer::patch::NUM_PATCHES;
 use paca_fer::train::run::{Features, clusters_for, features_for};
 use paca_fer::train::sweep::Cell;
 
-/// ImageNet MobileNetV2 weights shipped in the repository, if present.
+/// ImageNet MobileNetV2 weights shipped in the repository (always there: a missing file fails).
 fn mobilenet_weights() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("note: {} not found; test skipped", p.display());
-        None
-    }
+    assert!(p.is_file(), "{} is missing from the repository", p.display());
+    Some(p)
 }
 
 /// One FER+ training face per class (8) copied into `<dir>/faces/<class>/`, as sorted samples.
 fn faces(dir: &Path) -> Option<Vec<Sample>> {
     let root = dir.join("faces");
-    if !common::copy_ferplus_split("train", &root, 1) {
-        return None;
-    }
+    let fer = common::ferplus()?;
+    common::copy_ferplus_split(&fer, "train", &root, 1);
     let samples = Dataset::open(&root, Layout::ImageFolder)
         .unwrap()
         .split("all")
