@@ -6,11 +6,13 @@
 //! The result is a normal model folder plus `embedder.mpk` (the fine-tuned trunk), which
 //! [`crate::classify::Classifier`] loads in place of the ImageNet weights.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -260,18 +262,13 @@ pub fn soft_cross_entropy<B: Backend>(
     (t * log_p).sum_dim(1).mean().neg()
 }
 
-/// Fine-tunes `model` on `train`, evaluating on `eval` (when not empty) after every epoch.
-/// With `soft_targets` (one distribution per training face, e.g. FER+ annotator votes) the loss
-/// is [`soft_cross_entropy`] against them; otherwise cross-entropy against the labels.
-pub fn finetune<B: AutodiffBackend>(
-    mut model: FaceNet<B>,
+/// Refuses inputs fine-tuning cannot train on, naming what is wrong.
+fn check_inputs(
     cfg: &ModelConfig,
     train: &[(RgbImage, Emotion)],
     soft_targets: Option<&[VoteDistribution]>,
-    eval: &[(RgbImage, Emotion)],
     opts: &FinetuneOptions,
-    device: &B::Device,
-) -> Result<(FaceNet<B::InnerBackend>, FinetuneOutcome)> {
+) -> Result<()> {
     if cfg.needs_assignment() {
         bail!(
             "fine-tuning needs a model without per-image hard clusters (method none or learned); \
@@ -292,46 +289,202 @@ pub fn finetune<B: AutodiffBackend>(
             opts.freeze_blocks
         );
     }
-    let mut opt_vit = AdamConfig::new().init::<B, FaceNet<B>>();
-    let mut opt_embed = AdamConfig::new().init::<B, FaceNet<B>>();
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    std::fs::create_dir_all(&opts.checkpoint_dir)
-        .with_context(|| format!("creating {}", opts.checkpoint_dir.display()))?;
-    let mut state = CheckpointState::default();
-    let mut history: Vec<EpochLog> = vec![];
-    let mut epochs = opts.epochs;
-    let mut average: Option<WeightAverage<FaceNet<B::InnerBackend>>> = None;
-    if opts.resume
-        && let Some(s) = checkpoint::read_latest(&opts.checkpoint_dir)?
-    {
-        let folder = opts.checkpoint_dir.join(&s.folder);
-        model = model.load_record(checkpoint::load_record(&folder, "model", device)?);
-        opt_vit = opt_vit.load_record(checkpoint::load_record(&folder, "optim-vit", device)?);
-        opt_embed = opt_embed.load_record(checkpoint::load_record(&folder, "optim-embed", device)?);
+    Ok(())
+}
+
+/// Adam over the whole network (one per learning rate: trunk and ViT).
+type Adam<B> = OptimizerAdaptor<burn::optim::Adam, FaceNet<B>, B>;
+
+/// What a run carries from epoch to epoch, and what a checkpoint holds.
+struct RunState<B: AutodiffBackend> {
+    model: FaceNet<B>,
+    opt_vit: Adam<B>,
+    opt_embed: Adam<B>,
+    history: Vec<EpochLog>,
+    epochs: usize,
+    average: Option<WeightAverage<FaceNet<B::InnerBackend>>>,
+    state: CheckpointState,
+}
+
+impl<B: AutodiffBackend> RunState<B> {
+    /// A fresh run of `epochs` epochs from `model`.
+    fn start(model: FaceNet<B>, epochs: usize) -> Self {
+        Self {
+            model,
+            opt_vit: AdamConfig::new().init::<B, FaceNet<B>>(),
+            opt_embed: AdamConfig::new().init::<B, FaceNet<B>>(),
+            history: vec![],
+            epochs,
+            average: None,
+            state: CheckpointState::default(),
+        }
+    }
+
+    /// Continues from the newest checkpoint under `root`, if there is one.
+    fn resume(&mut self, root: &Path, device: &B::Device) -> Result<()> {
+        let Some(s) = checkpoint::read_latest(root)? else {
+            return Ok(());
+        };
+        let folder = root.join(&s.folder);
+        self.model = self
+            .model
+            .clone()
+            .load_record(checkpoint::load_record(&folder, "model", device)?);
+        self.opt_vit =
+            self.opt_vit
+                .clone()
+                .load_record(checkpoint::load_record(&folder, "optim-vit", device)?);
+        self.opt_embed =
+            self.opt_embed
+                .clone()
+                .load_record(checkpoint::load_record(&folder, "optim-embed", device)?);
         if let Ok(text) = std::fs::read_to_string(folder.join("history.json")) {
-            history = serde_json::from_str(&text).unwrap_or_default();
+            self.history = serde_json::from_str(&text).unwrap_or_default();
         }
         // The epoch count is checked equal to the run's (`checkpoint::bind_options`); a budget
         // may have cut it since, and that cut stands.
         if let Ok(text) = std::fs::read_to_string(folder.join("epochs.json")) {
             let cut: usize = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a count", folder.join("epochs.json").display()))?;
-            if cut < epochs {
-                log::info!("the checkpointed run's budget cut it to {cut} of {epochs} epochs");
-                epochs = cut;
+            if cut < self.epochs {
+                log::info!(
+                    "the checkpointed run's budget cut it to {cut} of {} epochs",
+                    self.epochs
+                );
+                self.epochs = cut;
             }
         }
         if let Ok(text) = std::fs::read_to_string(folder.join("swa.json")) {
             let count: usize = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a count", folder.join("swa.json").display()))?;
-            let mean = model
+            let mean = self
+                .model
                 .valid()
                 .load_record(checkpoint::load_record(&folder, "swa", device)?);
-            average = Some(WeightAverage::resume(mean, count));
+            self.average = Some(WeightAverage::resume(mean, count));
         }
         log::info!("resuming after epoch {} from {}", s.epochs_done, folder.display());
-        state = s;
+        self.state = s;
+        Ok(())
     }
+}
+
+/// Writes the checkpoint of epoch `state.epochs_done` (network, both optimisers, log, epoch
+/// count, weight average) into a fresh folder under `root`, then commits it.
+fn save_epoch<B: AutodiffBackend>(
+    root: &Path,
+    recorder: &NamedMpkFileRecorder<FullPrecisionSettings>,
+    (model, opt_vit, opt_embed): (&FaceNet<B>, &Adam<B>, &Adam<B>),
+    history: &[EpochLog],
+    epochs: usize,
+    average: Option<&WeightAverage<FaceNet<B::InnerBackend>>>,
+    state: &mut CheckpointState,
+) -> Result<()> {
+    let folder = checkpoint::epoch_folder(root, state.epochs_done);
+    std::fs::create_dir_all(&folder)?;
+    model.clone().save_file(folder.join("model"), recorder)?;
+    recorder.record(opt_vit.to_record(), folder.join("optim-vit"))?;
+    recorder.record(opt_embed.to_record(), folder.join("optim-embed"))?;
+    checkpoint::write_atomic(
+        &folder.join("history.json"),
+        serde_json::to_string(history)?.as_bytes(),
+    )?;
+    checkpoint::write_atomic(&folder.join("epochs.json"), epochs.to_string().as_bytes())?;
+    if let Some(avg) = average {
+        avg.mean().clone().save_file(folder.join("swa"), recorder)?;
+        checkpoint::write_atomic(&folder.join("swa.json"), avg.count().to_string().as_bytes())?;
+    }
+    checkpoint::commit_epoch(root, state)
+}
+
+/// One training batch: which faces, their soft targets if any, and the seed of their
+/// augmentation and stochastic-depth masks.
+struct Batch<'a> {
+    faces: &'a [(RgbImage, Emotion)],
+    idx: &'a [usize],
+    soft_targets: Option<&'a [VoteDistribution]>,
+    aug_seed: u64,
+}
+
+/// Which predictions of a batch were right, off the autodiff graph.
+type Hits<B> = Tensor<<B as AutodiffBackend>::InnerBackend, 1, burn::tensor::Bool>;
+
+/// The loss of one batch (hard or soft targets) and its correct predictions, through the frozen
+/// trunk prefix when there is one.
+fn batch_loss<B: AutodiffBackend>(
+    model: &FaceNet<B>,
+    frozen: Option<&MobileNetV2Embedder<B::InnerBackend>>,
+    b: &Batch<'_>,
+    loss_fn: &CrossEntropyLoss<B>,
+    opts: &FinetuneOptions,
+    device: &B::Device,
+) -> Result<(Tensor<B, 1>, Hits<B>)> {
+    let augment = Some((&opts.augment, b.aug_seed));
+    let (logits, y) = match frozen {
+        Some(trunk) => {
+            let (x, y) = batch_tensor::<B::InnerBackend>(b.faces, b.idx, augment, device);
+            let prefix = trunk.forward_prefix(normalize_imagenet(x), opts.freeze_blocks);
+            let prefix = Tensor::<B, 4>::from_inner(prefix);
+            let logits = with_mask_seed(b.aug_seed, || {
+                model.forward_from(prefix, opts.freeze_blocks, opts.shifted_depthwise)
+            });
+            (logits, y)
+        }
+        None => {
+            let (x, y) = batch_tensor::<B>(b.faces, b.idx, augment, device);
+            (
+                with_mask_seed(b.aug_seed, || model.forward(x, opts.shifted_depthwise))?,
+                y,
+            )
+        }
+    };
+    let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [b.idx.len()]), device);
+    let hits = logits
+        .clone()
+        .inner()
+        .argmax(1)
+        .reshape([b.idx.len()])
+        .equal(y.clone().inner());
+    let loss = match b.soft_targets {
+        Some(t) => {
+            let rows: Vec<f32> = b.idx.iter().flat_map(|&i| t[i]).collect();
+            let t = Tensor::<B, 2>::from_data(TensorData::new(rows, [b.idx.len(), NUM_CLASSES]), device);
+            soft_cross_entropy(logits, t, opts.label_smoothing)
+        }
+        None => loss_fn.forward(logits, y),
+    };
+    Ok((loss, hits))
+}
+
+/// Fine-tunes `model` on `train`, evaluating on `eval` (when not empty) after every epoch.
+/// With `soft_targets` (one distribution per training face, e.g. FER+ annotator votes) the loss
+/// is [`soft_cross_entropy`] against them; otherwise cross-entropy against the labels.
+pub fn finetune<B: AutodiffBackend>(
+    model: FaceNet<B>,
+    cfg: &ModelConfig,
+    train: &[(RgbImage, Emotion)],
+    soft_targets: Option<&[VoteDistribution]>,
+    eval: &[(RgbImage, Emotion)],
+    opts: &FinetuneOptions,
+    device: &B::Device,
+) -> Result<(FaceNet<B::InnerBackend>, FinetuneOutcome)> {
+    check_inputs(cfg, train, soft_targets, opts)?;
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    std::fs::create_dir_all(&opts.checkpoint_dir)
+        .with_context(|| format!("creating {}", opts.checkpoint_dir.display()))?;
+    let mut run = RunState::<B>::start(model, opts.epochs);
+    if opts.resume {
+        run.resume(&opts.checkpoint_dir, device)?;
+    }
+    let RunState {
+        mut model,
+        mut opt_vit,
+        mut opt_embed,
+        mut history,
+        mut epochs,
+        mut average,
+        mut state,
+    } = run;
 
     let loss_fn = super::trainer::loss_fn::<B>(opts.label_smoothing, device);
     // The frozen bottom of the trunk, without autodiff: its weights never change.
@@ -355,41 +508,13 @@ pub fn finetune<B: AutodiffBackend>(
         let mut correct: Option<Tensor<B::InnerBackend, 1, Int>> = None;
         for (step, idx) in order.chunks(opts.batch_size).enumerate() {
             let aug_seed = opts.seed ^ ((epoch as u64 + 1) << 40) ^ ((step as u64) << 20);
-            let augment = Some((&opts.augment, aug_seed));
-            let (logits, y) = match &frozen {
-                Some(trunk) => {
-                    let (x, y) = batch_tensor::<B::InnerBackend>(train, idx, augment, device);
-                    let prefix = trunk.forward_prefix(normalize_imagenet(x), opts.freeze_blocks);
-                    let prefix = Tensor::<B, 4>::from_inner(prefix);
-                    let logits = with_mask_seed(aug_seed, || {
-                        model.forward_from(prefix, opts.freeze_blocks, opts.shifted_depthwise)
-                    });
-                    (logits, y)
-                }
-                None => {
-                    let (x, y) = batch_tensor::<B>(train, idx, augment, device);
-                    (
-                        with_mask_seed(aug_seed, || model.forward(x, opts.shifted_depthwise))?,
-                        y,
-                    )
-                }
+            let batch = Batch {
+                faces: train,
+                idx,
+                soft_targets,
+                aug_seed,
             };
-            let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [idx.len()]), device);
-            let hits = logits
-                .clone()
-                .inner()
-                .argmax(1)
-                .reshape([idx.len()])
-                .equal(y.clone().inner());
-            let loss = match soft_targets {
-                Some(t) => {
-                    let rows: Vec<f32> = idx.iter().flat_map(|&i| t[i]).collect();
-                    let t =
-                        Tensor::<B, 2>::from_data(TensorData::new(rows, [idx.len(), NUM_CLASSES]), device);
-                    soft_cross_entropy(logits, t, opts.label_smoothing)
-                }
-                None => loss_fn.forward(logits, y),
-            };
+            let (loss, hits) = batch_loss(&model, frozen.as_ref(), &batch, &loss_fn, opts, device)?;
             let weighted = loss.clone().inner() * (idx.len() as f32);
             loss_sum = Some(match loss_sum {
                 Some(s) => s + weighted,
@@ -470,21 +595,15 @@ pub fn finetune<B: AutodiffBackend>(
             }
         }
 
-        let folder = checkpoint::epoch_folder(&opts.checkpoint_dir, state.epochs_done);
-        std::fs::create_dir_all(&folder)?;
-        model.clone().save_file(folder.join("model"), &recorder)?;
-        recorder.record(opt_vit.to_record(), folder.join("optim-vit"))?;
-        recorder.record(opt_embed.to_record(), folder.join("optim-embed"))?;
-        checkpoint::write_atomic(
-            &folder.join("history.json"),
-            serde_json::to_string(&history)?.as_bytes(),
+        save_epoch(
+            &opts.checkpoint_dir,
+            &recorder,
+            (&model, &opt_vit, &opt_embed),
+            &history,
+            epochs,
+            average.as_ref(),
+            &mut state,
         )?;
-        checkpoint::write_atomic(&folder.join("epochs.json"), epochs.to_string().as_bytes())?;
-        if let Some(avg) = &average {
-            avg.mean().clone().save_file(folder.join("swa"), &recorder)?;
-            checkpoint::write_atomic(&folder.join("swa.json"), avg.count().to_string().as_bytes())?;
-        }
-        checkpoint::commit_epoch(&opts.checkpoint_dir, &mut state)?;
     }
 
     let evaluate = |net: &FaceNet<B::InnerBackend>| score_faces(net, eval, opts.shifted_depthwise, device);
