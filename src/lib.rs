@@ -20,4 +20,5 @@ pub mod progress;
 pub mod select;
 #[cfg(test)]
 mod shared_data;
+pub mod sweep_results;
 pub mod train;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::backend::Cpu;
 use crate::classify::{Classifier, DEFAULT_MODEL};
 use crate::config::Config;
-use crate::train::results::{CellResult, read_file};
+use crate::sweep_results::{CellResult, read_file};
 
 /// One sweep cell with the latency measured (or read) for it.
 #[derive(Debug, Clone, Serialize)]
@@ -260,7 +260,7 @@ pub fn choose_model(
 mod tests {
     use super::*;
     use crate::model::embed::EmbedderKind;
-    use crate::train::results::write;
+    use crate::sweep_results::write;
 
     fn cell(method: &str, k: usize, acc: f64, us: f64, ms: f64) -> CellResult {
         CellResult {

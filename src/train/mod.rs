@@ -6,7 +6,7 @@ pub mod cache_key;
 pub mod checkpoint;
 pub mod finetune;
 pub mod plots;
-pub mod results;
+
 pub mod run;
 pub mod swa;
 pub mod sweep;

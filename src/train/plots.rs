@@ -23,7 +23,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::results::CellResult;
+use crate::sweep_results::CellResult;
 
 /// DejaVu Sans, subset to Latin-1 and a few symbols (see `assets/fonts/README.md`).
 const FONT_BYTES: &[u8] = include_bytes!("../../models/fonts/DejaVuSans.ttf");

@@ -13,7 +13,6 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::cache_key;
-use super::results::{self, CellResult};
 use super::sweep::Cell;
 use super::trainer::{self, SplitData, TrainOptions};
 use crate::cluster::{ClusterSpec, Method, cluster_batch};
@@ -22,6 +21,7 @@ use crate::model::embed::{Embedder, EmbedderKind, embed_faces};
 use crate::model::{Assignment, AttentionKind, ModelConfig, ModelMeta, Pooling};
 use crate::npy;
 use crate::patch::NUM_PATCHES;
+use crate::sweep_results::{self as results, CellResult};
 
 /// Everything a training run needs besides the cells.
 #[derive(Debug, Clone)]

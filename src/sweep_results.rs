@@ -1,5 +1,6 @@
 //! The sweep's results table: `results.json` (complete, machine-readable), `results.csv` and
-//! `results.md` (the study's table: accuracy and clustering time per method and k).
+//! `results.md` (the study's table: accuracy and clustering time per method and k). Written by
+//! the training sweep, read by `select` (so the runtime never imports training).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,8 +9,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::write_atomic;
 use crate::model::embed::EmbedderKind;
+
+/// Writes `bytes` to `path` durably ([`crate::files::write_atomic`]), naming the file on error.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::files::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
 
 /// One trained cell of the sweep.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
