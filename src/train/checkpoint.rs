@@ -148,6 +148,13 @@ pub fn bind_options(root: &Path, options: &BTreeMap<String, serde_json::Value>, 
         );
     }
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    if !resume {
+        // Starting over: an older run's checkpoint must not be resumed later under these options.
+        let latest = root.join("latest.json");
+        if latest.is_file() {
+            std::fs::remove_file(&latest).with_context(|| format!("removing {}", latest.display()))?;
+        }
+    }
     write_atomic(&path, serde_json::to_string_pretty(options)?.as_bytes())
 }
 
@@ -219,8 +226,10 @@ mod tests {
             .to_string();
         assert!(e.contains("--lr was 0.0002 and is now 0.0001"), "{e}");
         assert!(e.contains("--epochs was 3 and is now 5"), "{e}");
-        // Without --resume the run starts over and records its own options.
+        // Without --resume the run starts over, records its own options and forgets the old
+        // checkpoint, so a later --resume cannot continue the old run under the new options.
         bind_options(dir.path(), &opts(1e-4, 5), false).unwrap();
+        assert!(read_latest(dir.path()).unwrap().is_none());
         bind_options(dir.path(), &opts(1e-4, 5), true).unwrap();
     }
 
