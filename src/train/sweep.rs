@@ -88,7 +88,7 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sweep.toml");
         let s = Sweep::load(&p).unwrap();
         let cells = s.cells();
-        assert_eq!(cells.len(), 9 + 4);
+        assert_eq!(cells.len(), 9 + 5);
         assert_eq!(
             cells[0],
             Cell {
