@@ -1,5 +1,6 @@
 //! Dependency-free symmetric eigensolver for the small (`n ≤ ~64`) matrices the clustering works
-//! on: Householder reduction to tridiagonal form, then the implicit QL iteration with Wilkinson
+//! on (and, crate-visible for it, the PCA of the result plots, `train::plots::pca_2d`):
+//! Householder reduction to tridiagonal form, then the implicit QL iteration with Wilkinson
 //! shifts. Cost is `O(n³)` with a small constant (about `5n³` flops for eigenvectors too), far
 //! below cyclic Jacobi, which needs several full sweeps of `n²/2` rotations.
 //!

@@ -7,26 +7,29 @@
 //! * [`cluster_scatter`]: the study's figure 4, one face's patch embeddings projected to 2-D by
 //!   PCA ([`pca_2d`]), one panel per clustering method, points coloured by cluster id.
 //!
-//! Rendering is pure Rust: plotters draws the shapes into an RGB buffer, text is rasterised with
-//! ab_glyph from an embedded DejaVu Sans subset (`assets/fonts/`, so no system font or
-//! fontconfig is needed), and `image` encodes the PNG. Every function returns an error naming
-//! the output path instead of panicking.
+//! Rendering is pure Rust: plotters draws shapes, axes and text into an RGB buffer (text through
+//! its `ab_glyph` backend with the embedded DejaVu Sans subset of `models/fonts/`, so no system
+//! font or fontconfig is needed), and `image` encodes the PNG. Every function returns an error
+//! naming the output path instead of panicking.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::OnceLock;
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use anyhow::{Result, anyhow, bail, ensure};
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
-use plotters::element::DashedPathElement;
+use plotters::element::{ComposedElement, DashedPathElement};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::cluster::linalg::sym_eigen;
 use crate::sweep_results::CellResult;
 
-/// DejaVu Sans, subset to Latin-1 and a few symbols (see `assets/fonts/README.md`).
+/// DejaVu Sans, subset to Latin-1 and a few symbols (see `models/fonts/README.md`).
 const FONT_BYTES: &[u8] = include_bytes!("../../models/fonts/DejaVuSans.ttf");
+/// Family the embedded font is registered under: plotters' default, so every text uses it.
+const FONT: &str = "sans-serif";
 
 /// The hard clustering methods, in the order the plots list them.
 const HARD_ORDER: [&str; 5] = ["kmeans", "agglomerative", "spectral", "gmm", "dbscan"];
@@ -45,33 +48,27 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// Anchors of a perceptually ordered dark-blue → green → yellow colour map (viridis-like).
-const SEQUENTIAL: [(u8, u8, u8); 9] = [
-    (68, 1, 84),
-    (71, 44, 122),
-    (59, 81, 139),
-    (44, 113, 142),
-    (33, 144, 141),
-    (39, 173, 129),
-    (92, 200, 99),
-    (170, 220, 50),
-    (253, 231, 37),
-];
-
 /// Near-black for text and lines.
 const INK: RGBColor = RGBColor(30, 30, 30);
 /// Grey for secondary text.
 const MUTED: RGBColor = RGBColor(95, 95, 95);
-/// Grey of grid lines.
+/// Grey of grid lines and legend frames.
 const GRID: RGBColor = RGBColor(225, 225, 225);
+/// Background of a heat-map cell without a value.
+const MISSING: RGBColor = RGBColor(238, 238, 238);
 /// Label id the scatter treats as noise (drawn grey).
 const NOISE: u32 = u32::MAX;
+/// How far (× font size) plotters' `VPos::Center` sets text above its anchor; centred labels and
+/// y tick labels are drawn that much lower so that they sit on their marker, cell or tick.
+const CENTRE_SINK: f64 = 0.18;
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+/// A marker: filled circle plus outline, placed at a data coordinate `C`.
+type Marker<C, DB> = ComposedElement<C, DB, Circle<(i32, i32), i32>, Circle<(i32, i32), i32>>;
 
 // ---------------------------------------------------------------------------------------------
-// Shared plumbing: rendering, text, axes, colours
+// Shared plumbing: rendering, text, methods, colours
 // ---------------------------------------------------------------------------------------------
 
 /// Turns a plotters error into an `anyhow` one.
@@ -79,14 +76,24 @@ fn de<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
 }
 
-/// Makes one flat message that names the path, whether `{}` or `{:#}` prints it.
-fn at_path<T>(what: &str, path: &Path, r: Result<T>) -> Result<T> {
-    r.map_err(|e| anyhow!("cannot write {what} {}: {e:#}", path.display()))
+/// Registers the embedded font with plotters under [`FONT`], once per process.
+fn register_font() -> Result<()> {
+    static OK: OnceLock<bool> = OnceLock::new();
+    let ok = *OK.get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
+    ensure!(ok, "the embedded plot font does not parse");
+    Ok(())
+}
+
+/// Runs `write` with the font registered; its error becomes one flat message naming `path`,
+/// whether `{}` or `{:#}` prints it.
+fn output<T>(what: &str, path: &Path, write: impl FnOnce() -> Result<T>) -> Result<T> {
+    register_font()
+        .and_then(|()| write())
+        .map_err(|e| anyhow!("cannot write {what} {}: {e:#}", path.display()))
 }
 
 /// Renders `(w, h)` pixels with `draw` on a white background and writes them as a PNG.
 fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<(u32, u32)> {
-    face()?;
     let mut buf = vec![255u8; w as usize * h as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -106,279 +113,135 @@ fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area<'_>) -> Resul
     Ok((w, h))
 }
 
-/// The embedded font, parsed once per process.
-fn face() -> Result<&'static FontRef<'static>> {
-    static FACE: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
-    FACE.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).ok())
-        .as_ref()
-        .ok_or_else(|| anyhow!("the embedded plot font does not parse"))
+/// Text of `px` pixels in the embedded font.
+fn text(px: u32, color: RGBColor) -> TextStyle<'static> {
+    (FONT, px).into_font().color(&color)
 }
 
-/// Horizontal anchor of a text.
-#[derive(Clone, Copy, PartialEq)]
-enum HA {
-    Left,
-    Center,
-    Right,
+/// Pixels that text of `px` pixels anchored at its middle is moved down by (see [`CENTRE_SINK`]).
+fn sink(px: u32) -> i32 {
+    (px as f64 * CENTRE_SINK).round() as i32
 }
 
-/// Vertical anchor of a text (`Middle` centres the capital letters).
-#[derive(Clone, Copy, PartialEq)]
-enum VA {
-    Top,
-    Middle,
+/// `s` in `style` centred on its anchor (moved down by [`sink`] to look centred).
+fn centred(s: String, style: &TextStyle<'static>) -> Text<'static, (i32, i32), String> {
+    let down = sink(style.font.get_size() as u32);
+    Text::new(s, (0, down), style.pos(Pos::new(HPos::Center, VPos::Center)))
 }
 
-/// How a text is drawn: pixel size, colour, anchor, and whether it reads bottom to top.
-#[derive(Clone, Copy)]
-struct Txt {
-    size: f32,
-    color: RGBColor,
-    h: HA,
-    v: VA,
-    vertical: bool,
+/// Width and height of `s` in `style`, in pixels.
+fn text_size(s: &str, style: &TextStyle<'_>) -> Result<(i32, i32)> {
+    let (w, h) = style.font.box_size(s).map_err(de)?;
+    Ok((w as i32, h as i32))
 }
 
-impl Txt {
-    /// Left/middle-anchored horizontal text.
-    fn new(size: f32, color: RGBColor) -> Self {
-        Self {
-            size,
-            color,
-            h: HA::Left,
-            v: VA::Middle,
-            vertical: false,
-        }
-    }
-
-    /// The same text with another anchor.
-    fn at(self, h: HA, v: VA) -> Self {
-        Self { h, v, ..self }
-    }
-
-    /// The same text rotated to read bottom to top.
-    fn vertical(self) -> Self {
-        Self {
-            vertical: true,
-            ..self
-        }
-    }
-}
-
-/// Width of `s` in pixels at `size`.
-fn text_width(s: &str, size: f32) -> Result<i32> {
-    Ok(layout(face()?, s, size).1.round() as i32)
-}
-
-/// Line height (ascent + descent) in pixels at `size`.
-fn text_height(size: f32) -> Result<i32> {
-    let f = face()?.as_scaled(PxScale::from(size));
-    Ok((f.ascent() - f.descent()).ceil() as i32)
-}
-
-/// Glyphs of `s` positioned on a baseline at y = 0 from x = 0 (with kerning), and the width.
-fn layout(font: &FontRef<'static>, s: &str, size: f32) -> (Vec<ab_glyph::Glyph>, f32) {
-    let scale = PxScale::from(size);
-    let f = font.as_scaled(scale);
-    let mut caret = 0f32;
-    let mut prev = None;
-    let mut out = Vec::with_capacity(s.len());
-    for c in s.chars() {
-        let id = font.glyph_id(c);
-        if let Some(p) = prev {
-            caret += f.kern(p, id);
-        }
-        out.push(id.with_scale_and_position(scale, point(caret, 0.0)));
-        caret += f.h_advance(id);
-        prev = Some(id);
-    }
-    (out, caret)
-}
-
-/// Draws `s` anchored at pixel `(x, y)` of `area` (anti-aliased, alpha-blended).
-fn draw_text(area: &Area<'_>, s: &str, (x, y): (i32, i32), t: Txt) -> Result<()> {
-    let font = face()?;
-    let (glyphs, width) = layout(font, s, t.size);
-    let f = font.as_scaled(PxScale::from(t.size));
-    let cap = font
-        .outline_glyph(font.glyph_id('H').with_scale(t.size))
-        .map(|o| -o.px_bounds().min.y)
-        .unwrap_or(t.size * 0.7);
-    // Offsets along the text (dx) and across it (dy, downwards) from the anchor to the origin.
-    let dx = match t.h {
-        HA::Left => 0.0,
-        HA::Center => -width / 2.0,
-        HA::Right => -width,
-    }
-    .round() as i32;
-    let dy = match t.v {
-        VA::Top => f.ascent(),
-        VA::Middle => cap / 2.0,
-    }
-    .round() as i32;
-    let mut pixels: Vec<(i32, i32, f32)> = Vec::new();
-    for g in glyphs {
-        if let Some(o) = font.outline_glyph(g) {
-            let b = o.px_bounds();
-            let (gx, gy) = (b.min.x as i32 + dx, b.min.y as i32 + dy);
-            o.draw(|px, py, c| {
-                if c > 0.01 {
-                    let (u, v) = (gx + px as i32, gy + py as i32);
-                    let (ax, ay) = if t.vertical {
-                        (x + v, y - u)
-                    } else {
-                        (x + u, y + v)
-                    };
-                    pixels.push((ax, ay, c.min(1.0)));
-                }
-            });
-        }
-    }
-    for (px, py, c) in pixels {
-        area.draw_pixel((px, py), &t.color.mix(c as f64)).map_err(de)?;
-    }
-    Ok(())
-}
-
-/// At most about `max` round tick values (steps of 1, 2 or 5 × 10ⁿ) in `lo..=hi`, and the
-/// decimals that print them.
-fn nice_ticks(lo: f64, hi: f64, max: usize) -> (Vec<f64>, usize) {
-    let span = hi - lo;
-    if span.is_nan() || span <= 0.0 || span.is_infinite() {
-        return (vec![lo], 2);
-    }
-    let raw = span / max.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    let ticks = (first..=last)
-        .take(4 * max + 2)
-        .map(|i| i as f64 * step)
-        .collect();
-    (ticks, decimals)
-}
-
-/// Axis decoration of a chart: grid, frame, ticks, tick labels and axis titles.
-struct Axes<'s> {
-    x_title: &'s str,
-    y_title: &'s str,
-    max_ticks: (usize, usize),
-    tick_size: f32,
-    title_size: f32,
-    suffix_y: &'s str,
-}
-
-/// Draws `axes` around `chart`'s plotting area (drawn on `root`, in absolute pixels).
-fn draw_axes(
-    root: &Area<'_>,
-    chart: &Chart<'_, '_>,
-    x: (f64, f64),
-    y: (f64, f64),
-    axes: &Axes<'_>,
-) -> Result<()> {
-    let (xr, yr) = chart.plotting_area().get_pixel_range();
-    let (l, r, t, b) = (xr.start, xr.end - 1, yr.start, yr.end - 1);
-    let (xt, xd) = nice_ticks(x.0, x.1, axes.max_ticks.0);
-    let (yt, yd) = nice_ticks(y.0, y.1, axes.max_ticks.1);
-    let tick = Txt::new(axes.tick_size, INK);
-    let mut widest = 0;
-    for &v in &yt {
-        let py = chart.backend_coord(&(x.0, v)).1;
-        root.draw(&PathElement::new(vec![(l, py), (r, py)], GRID.stroke_width(1)))
-            .map_err(de)?;
-        root.draw(&PathElement::new(vec![(l - 5, py), (l, py)], INK.stroke_width(1)))
-            .map_err(de)?;
-        let label = format!("{v:.yd$}{}", axes.suffix_y);
-        widest = widest.max(text_width(&label, axes.tick_size)?);
-        draw_text(root, &label, (l - 9, py), tick.at(HA::Right, VA::Middle))?;
-    }
-    for &v in &xt {
-        let px = chart.backend_coord(&(v, y.0)).0;
-        root.draw(&PathElement::new(vec![(px, t), (px, b)], GRID.stroke_width(1)))
-            .map_err(de)?;
-        root.draw(&PathElement::new(vec![(px, b), (px, b + 5)], INK.stroke_width(1)))
-            .map_err(de)?;
-        draw_text(
-            root,
-            &format!("{v:.xd$}"),
-            (px, b + 9),
-            tick.at(HA::Center, VA::Top),
-        )?;
-    }
-    root.draw(&Rectangle::new([(l, t), (r, b)], INK.stroke_width(1)))
+/// Splits `height` pixels off the top of `root`, centres `title` and a grey `subtitle` in them
+/// and returns the rest.
+fn header<'a>(root: &Area<'a>, height: u32, title: &str, subtitle: &str) -> Result<Area<'a>> {
+    let (top, rest) = root.split_vertically(height);
+    top.margin(14, 0, 0, 0)
+        .titled(title, text(28, INK))
+        .map_err(de)?
+        .titled(subtitle, text(17, MUTED))
         .map_err(de)?;
-    let title = Txt::new(axes.title_size, INK);
-    let below = b + 9 + text_height(axes.tick_size)? + 6;
-    draw_text(
-        root,
-        axes.x_title,
-        ((l + r) / 2, below),
-        title.at(HA::Center, VA::Top),
-    )?;
-    let left = l - 9 - widest - 8 - text_height(axes.title_size)? / 2;
-    draw_text(
-        root,
-        axes.y_title,
-        (left, (t + b) / 2),
-        title.at(HA::Center, VA::Middle).vertical(),
-    )?;
-    Ok(())
+    Ok(rest)
 }
 
-/// Method name without a `:option` suffix.
-fn base(method: &str) -> &str {
-    method.split(':').next().unwrap_or(method)
+/// Grid, axes, ticks, tick labels (about `ticks` per axis) and the axis titles of `chart`.
+fn mesh(
+    chart: &mut Chart<'_, '_>,
+    (x_desc, y_desc): (&str, &str),
+    px: u32,
+    ticks: (usize, usize),
+) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_labels(ticks.0)
+        .y_labels(ticks.1)
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .axis_style(INK)
+        .label_style(text(px, INK))
+        .y_label_offset(sink(px))
+        .axis_desc_style(text(px + 3, INK))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(de)
 }
 
-/// Whether a method is a baseline rather than a hard clustering method.
-fn is_baseline(method: &str) -> bool {
-    matches!(base(method), "none" | "learned")
+/// A filled circle of radius `r` with a thin dark outline at `at`.
+fn marker<C, DB: DrawingBackend>(at: C, r: i32, color: RGBColor) -> Marker<C, DB> {
+    EmptyElement::at(at)
+        + Circle::new((0, 0), r, color.filled())
+        + Circle::new((0, 0), r, INK.mix(0.85).stroke_width(1))
 }
 
-/// Position of a method in the canonical order (unknown methods last).
-fn method_rank(method: &str) -> usize {
-    let b = base(method);
-    HARD_ORDER
-        .iter()
-        .position(|m| *m == b)
-        .or(match b {
-            "learned" => Some(HARD_ORDER.len() + 1),
-            "none" => Some(HARD_ORDER.len() + 2),
-            _ => None,
-        })
-        .unwrap_or(HARD_ORDER.len())
+/// The method of a cell as the plots name it (`kmeans`, `spectral:rbf`, `none`, `learned`).
+fn method_name(c: &CellResult) -> String {
+    c.method.to_string()
 }
 
-/// Distinct method names in canonical order, ties by first appearance.
-fn ordered_methods<'a>(methods: impl Iterator<Item = &'a str>) -> Vec<String> {
+/// Where a method goes in the plots: hard methods first, by rank in [`HARD_ORDER`] (unknown
+/// ones after the known), then the two baselines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    /// A hard clustering method and its rank.
+    Hard(usize),
+    /// The learned soft assignment (baseline).
+    Learned,
+    /// Patch-to-patch attention, no clustering (baseline; k does not apply).
+    PatchToPatch,
+}
+
+/// The [`Role`] of a method name (a `:option` suffix is ignored).
+fn role(name: &str) -> Role {
+    match name.split(':').next().unwrap_or(name) {
+        "learned" => Role::Learned,
+        "none" => Role::PatchToPatch,
+        base => Role::Hard(
+            HARD_ORDER
+                .iter()
+                .position(|m| *m == base)
+                .unwrap_or(HARD_ORDER.len()),
+        ),
+    }
+}
+
+/// How rows and legends name a method: the baselines say what they are.
+fn method_label(name: &str) -> String {
+    match role(name) {
+        Role::Learned => format!("{name} (soft, baseline)"),
+        Role::PatchToPatch => format!("{name} (patch-to-patch)"),
+        Role::Hard(_) => name.to_string(),
+    }
+}
+
+/// Distinct names in `names` ordered by [`Role`], ties by first appearance.
+fn ordered(names: impl Iterator<Item = String>) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
-    for m in methods {
-        if !seen.iter().any(|s| s == m) {
-            seen.push(m.to_string());
+    for m in names {
+        if !seen.contains(&m) {
+            seen.push(m);
         }
     }
-    // A stable sort keeps first-appearance order among equal ranks.
-    seen.sort_by_key(|m| method_rank(m));
+    // A stable sort keeps first-appearance order among equal roles.
+    seen.sort_by_key(|m| role(m));
     seen
 }
 
-/// Fixed colour of a method (the same in every plot); unknown methods take `unknown_slot`.
-fn method_color(method: &str, unknown_slot: usize) -> RGBColor {
-    match base(method) {
-        "kmeans" => PALETTE[0],
-        "agglomerative" => PALETTE[1],
-        "spectral" => PALETTE[2],
-        "gmm" => PALETTE[3],
-        "dbscan" => PALETTE[4],
-        "learned" => PALETTE[5],
-        "none" => PALETTE[7],
-        _ => [PALETTE[6], PALETTE[8], PALETTE[9]][unknown_slot % 3],
+/// Fixed colour of a method (the same in every plot); unknown methods take the palette's spare
+/// slots in turn by their place in `methods`.
+fn method_color(name: &str, methods: &[String]) -> RGBColor {
+    let unknown = Role::Hard(HARD_ORDER.len());
+    match role(name) {
+        Role::Learned => PALETTE[5],
+        Role::PatchToPatch => PALETTE[7],
+        // Unknown methods sort next to each other, so neighbours differ.
+        r if r == unknown => {
+            [PALETTE[6], PALETTE[8], PALETTE[9]][methods.iter().position(|m| m == name).unwrap_or(0) % 3]
+        }
+        Role::Hard(rank) => PALETTE[rank],
     }
 }
 
@@ -391,244 +254,210 @@ fn cluster_color(id: u32) -> RGBColor {
     }
 }
 
-/// Sequential colour for `t` in 0..=1.
-fn sequential(t: f64) -> RGBColor {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
-    let f = t * (SEQUENTIAL.len() - 1) as f64;
-    let i = (f.floor() as usize).min(SEQUENTIAL.len() - 2);
-    let u = f - i as f64;
-    let (a, b) = (SEQUENTIAL[i], SEQUENTIAL[i + 1]);
-    let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * u).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
-}
-
 /// Near-black or white, whichever reads better on `bg`.
 fn ink_on(bg: RGBColor) -> RGBColor {
     let lum = 0.299 * bg.0 as f64 + 0.587 * bg.1 as f64 + 0.114 * bg.2 as f64;
     if lum > 140.0 { INK } else { WHITE }
 }
 
-/// Padded axis range around `lo..hi`, clamped to `clamp`.
-fn padded(lo: f64, hi: f64, frac: f64, min_pad: f64, clamp: (f64, f64)) -> (f64, f64) {
-    let pad = ((hi - lo) * frac).max(min_pad);
-    ((lo - pad).max(clamp.0), (hi + pad).min(clamp.1))
+/// Least and greatest of `values`.
+fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    })
 }
 
-/// Draws a filled marker with a thin outline.
-fn marker(area: &Area<'_>, (x, y): (i32, i32), r: i32, color: RGBColor) -> Result<()> {
-    area.draw(&Circle::new((x, y), r, color.filled())).map_err(de)?;
-    area.draw(&Circle::new((x, y), r, INK.mix(0.85).stroke_width(1)))
-        .map_err(de)
+/// Padded axis range around `lo..hi`, clamped to `clamp`.
+fn padded((lo, hi): (f64, f64), frac: f64, min_pad: f64, clamp: (f64, f64)) -> (f64, f64) {
+    let pad = ((hi - lo) * frac).max(min_pad);
+    ((lo - pad).max(clamp.0), (hi + pad).min(clamp.1))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Accuracy heat-map
 // ---------------------------------------------------------------------------------------------
 
-/// Heat-map geometry (pixels).
-const HM_LEFT: i32 = 260;
-const HM_TOP: i32 = 122;
-const HM_CELL_W: i32 = 120;
-const HM_CELL_H: i32 = 58;
-const HM_GAP: i32 = 30;
-const HM_BAR: i32 = 150;
-const HM_BOTTOM: i32 = 100;
-const HM_MIN_W: i32 = 780;
+/// Height of the heat-map's title strip (pixels).
+const HM_HEAD: u32 = 84;
+/// Heat-map cell size (pixels).
+const HM_CELL: (u32, u32) = (120, 58);
+/// Width of the colour-bar column (pixels).
+const HM_BAR: u32 = 150;
+/// Height of the k labels and axis title under the grid (pixels).
+const HM_X_AREA: u32 = 64;
+/// Margin above and left of the grid (pixels).
+const HM_MARGIN: u32 = 20;
+/// Least heat-map width (pixels).
+const HM_MIN_W: u32 = 780;
+/// Grid coordinate units per cell (the baseline rows sit half a cell below the others).
+const UNIT: i32 = 100;
+/// Blank between neighbouring cells, in grid units across and along a row.
+const HM_INSET: (i32, i32) = (2, 4);
 
 /// Writes a method × k heat-map of accuracy (value printed per cell) to `path` as a PNG and
 /// returns its size in pixels; `learned`/`none` cells go in labelled baseline rows below.
 pub fn accuracy_heatmap(cells: &[CellResult], path: &Path) -> Result<(u32, u32)> {
-    at_path("accuracy heat-map", path, heatmap_inner(cells, path))
+    output("accuracy heat-map", path, || heatmap_inner(cells, path))
 }
 
 fn heatmap_inner(cells: &[CellResult], path: &Path) -> Result<(u32, u32)> {
-    let cells: Vec<&CellResult> = cells.iter().filter(|c| c.accuracy.is_finite()).collect();
-    ensure!(!cells.is_empty(), "no cells with a finite accuracy to plot");
-    let rows_where = |keep: &dyn Fn(&str) -> bool| {
-        ordered_methods(cells.iter().map(|c| c.method.as_str()).filter(|m| keep(m)))
-    };
-    let hard_rows = rows_where(&|m| !is_baseline(m));
-    let learned_rows = rows_where(&|m| base(m) == "learned");
-    let none_rows = rows_where(&|m| base(m) == "none");
-    let ks: Vec<usize> = cells
-        .iter()
-        .filter(|c| base(&c.method) != "none")
-        .map(|c| c.k)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // A later cell with the same (method, k) replaces an earlier one; `none` ignores k.
-    let mut value: BTreeMap<(&str, usize), f64> = BTreeMap::new();
-    for c in &cells {
-        let k = if base(&c.method) == "none" { 0 } else { c.k };
-        value.insert((c.method.as_str(), k), c.accuracy);
+    // (method, k) → accuracy, a later cell replacing an earlier one; `none` ignores k (key 0)
+    // and spans every column.
+    let mut acc: BTreeMap<(String, usize), f64> = BTreeMap::new();
+    let mut ks = BTreeSet::new();
+    for c in cells.iter().filter(|c| c.accuracy.is_finite()) {
+        let name = method_name(c);
+        let k = if role(&name) == Role::PatchToPatch { 0 } else { c.k };
+        if k > 0 {
+            ks.insert(k);
+        }
+        acc.insert((name, k), c.accuracy);
     }
-    let lo = value.values().copied().fold(f64::INFINITY, f64::min);
-    let hi = value.values().copied().fold(f64::NEG_INFINITY, f64::max);
+    ensure!(!acc.is_empty(), "no cells with a finite accuracy to plot");
+    let ks: Vec<usize> = ks.into_iter().collect();
+    let rows = ordered(cells.iter().filter(|c| c.accuracy.is_finite()).map(method_name));
+    let labels: Vec<String> = rows.iter().map(|m| method_label(m)).collect();
+    let hard = rows.iter().filter(|m| matches!(role(m), Role::Hard(_))).count();
+    let (lo, hi) = extent(acc.values().copied());
     let (lo, hi) = if hi - lo < 1e-6 {
         (lo - 0.005, hi + 0.005)
     } else {
         (lo, hi)
     };
-    let best = value
-        .iter()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(key, _)| *key);
+    let best = acc.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(key, _)| key);
 
-    let ncols = ks.len().max(1) as i32;
-    let baseline_rows = (learned_rows.len() + none_rows.len()) as i32;
-    let gap = if baseline_rows > 0 && !hard_rows.is_empty() {
-        HM_GAP
+    // Grid coordinates: x = column × UNIT; y counts up from the bottom row, rows from the top.
+    let gap = if hard > 0 && hard < rows.len() {
+        UNIT / 2
     } else {
         0
     };
-    let grid_w = ncols * HM_CELL_W;
-    let grid_h = (hard_rows.len() as i32 + baseline_rows) * HM_CELL_H + gap;
-    let w = (HM_LEFT + grid_w + HM_BAR).max(HM_MIN_W);
-    let h = HM_TOP + grid_h + HM_BOTTOM;
-    // Centre the grid when the minimum width leaves room.
-    let x0 = HM_LEFT + (w - (HM_LEFT + grid_w + HM_BAR)) / 2;
+    let total = rows.len() as i32 * UNIT + gap;
+    let top = |r: usize| total - r as i32 * UNIT - if r >= hard { gap } else { 0 };
+    let ncols = ks.len().max(1) as u32;
+    let label_w = labels
+        .iter()
+        .map(|l| text_size(l, &text(18, INK)).map(|s| s.0 as u32))
+        .try_fold(0, |m, w| w.map(|w| m.max(w)))?;
+    let y_area = label_w + 48;
+    let w = (HM_MARGIN + y_area + ncols * HM_CELL.0 + HM_BAR).max(HM_MIN_W);
+    let h = HM_HEAD + HM_MARGIN + (total as u32 * HM_CELL.1).div_ceil(UNIT as u32) + HM_X_AREA;
 
-    render(path, (w as u32, h as u32), |root| {
-        root.fill(&WHITE).map_err(de)?;
-        let mid = |size, color| Txt::new(size, color).at(HA::Center, VA::Middle);
-        draw_text(
+    render(path, (w, h), |root| {
+        let body = header(
             root,
+            HM_HEAD,
             "Accuracy by clustering method and k",
-            (w / 2, 36),
-            mid(28.0, INK),
-        )?;
-        draw_text(
-            root,
             "evaluation accuracy per trained cell; outlined: highest",
-            (w / 2, 70),
-            mid(17.0, MUTED),
         )?;
-
-        let row_label = Txt::new(18.0, INK).at(HA::Right, VA::Middle);
-        let draw_cell = |x: i32, y: i32, cw: i32, key: (&str, usize), suffix: &str| -> Result<()> {
-            let v = value.get(&key).copied();
-            let (bg, label, color) = match v {
-                Some(v) => {
-                    let bg = sequential((v - lo) / (hi - lo));
-                    (bg, format!("{:.1} %{suffix}", v * 100.0), ink_on(bg))
-                }
-                None => (RGBColor(238, 238, 238), "–".to_string(), RGBColor(150, 150, 150)),
-            };
-            root.draw(&Rectangle::new(
-                [(x + 2, y + 2), (x + cw - 2, y + HM_CELL_H - 2)],
-                bg.filled(),
-            ))
+        let (grid_area, bar_area) = body.split_horizontally(w - HM_BAR);
+        let mut chart = ChartBuilder::on(&grid_area)
+            .margin_top(HM_MARGIN)
+            .margin_left(HM_MARGIN)
+            .x_label_area_size(HM_X_AREA)
+            .y_label_area_size(y_area)
+            .build_cartesian_2d(
+                (0..ncols as i32 * UNIT)
+                    .with_key_points((0..ks.len() as i32).map(|j| j * UNIT + UNIT / 2).collect()),
+                (0..total).with_key_points((0..rows.len()).map(|r| top(r) - UNIT / 2).collect()),
+            )
             .map_err(de)?;
-            if v.is_some() && best == Some(key) {
-                for d in 0..3 {
-                    root.draw(&Rectangle::new(
-                        [(x + 2 + d, y + 2 + d), (x + cw - 2 - d, y + HM_CELL_H - 2 - d)],
-                        INK.stroke_width(1),
-                    ))
-                    .map_err(de)?;
-                }
-            }
-            draw_text(root, &label, (x + cw / 2, y + HM_CELL_H / 2), mid(19.0, color))
+        let column = |v: &i32| {
+            ks.get((v / UNIT) as usize)
+                .map_or(String::new(), |k| k.to_string())
         };
-        let grid_row = |y: i32, m: &str| -> Result<()> {
-            for (j, &k) in ks.iter().enumerate() {
-                draw_cell(x0 + j as i32 * HM_CELL_W, y, HM_CELL_W, (m, k), "")?;
-            }
-            Ok(())
+        let row = |v: &i32| {
+            (0..rows.len())
+                .find(|&r| top(r) - UNIT / 2 == *v)
+                .map_or(String::new(), |r| labels[r].clone())
         };
-
-        let mut y = HM_TOP;
-        for m in &hard_rows {
-            draw_text(root, m, (x0 - 14, y + HM_CELL_H / 2), row_label)?;
-            grid_row(y, m)?;
-            y += HM_CELL_H;
-        }
-        if gap > 0 {
-            let ly = y + gap / 2;
-            root.draw(&PathElement::new(
-                vec![(x0 - HM_LEFT + 40, ly), (x0 + grid_w, ly)],
-                RGBColor(175, 175, 175).stroke_width(1),
-            ))
-            .map_err(de)?;
-            y += gap;
-        }
-        for m in &learned_rows {
-            let label = if m == "learned" {
-                "learned (soft, baseline)".to_string()
-            } else {
-                format!("{m} (baseline)")
-            };
-            draw_text(root, &label, (x0 - 14, y + HM_CELL_H / 2), row_label)?;
-            grid_row(y, m)?;
-            y += HM_CELL_H;
-        }
-        for m in &none_rows {
-            let label = if m == "none" {
-                "none (patch-to-patch)".to_string()
-            } else {
-                format!("{m} (baseline)")
-            };
-            draw_text(root, &label, (x0 - 14, y + HM_CELL_H / 2), row_label)?;
-            let suffix = if ncols > 1 {
-                "   (no clustering, any k)"
-            } else {
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_label_formatter(&column)
+            .y_label_formatter(&row)
+            .axis_style(INK)
+            .label_style(text(18, INK))
+            .y_label_offset(sink(18))
+            .axis_desc_style(text(19, INK))
+            .x_desc(if ks.is_empty() {
                 ""
+            } else {
+                "k (clusters per image)"
+            })
+            .y_desc("method")
+            .draw()
+            .map_err(de)?;
+
+        let plot = chart.plotting_area();
+        for (r, m) in rows.iter().enumerate() {
+            // Columns as (first, past the last, k); `none` takes one cell across them all.
+            let spans: Vec<(i32, i32, usize)> = if role(m) == Role::PatchToPatch {
+                vec![(0, ncols as i32, 0)]
+            } else {
+                ks.iter()
+                    .enumerate()
+                    .map(|(j, &k)| (j as i32, j as i32 + 1, k))
+                    .collect()
             };
-            draw_cell(x0, y, grid_w, (m.as_str(), 0), suffix)?;
-            y += HM_CELL_H;
+            for (c0, c1, k) in spans {
+                let key = (m.clone(), k);
+                let value = acc.get(&key).copied();
+                let corners = [
+                    (c0 * UNIT + HM_INSET.0, top(r) - HM_INSET.1),
+                    (c1 * UNIT - HM_INSET.0, top(r) - UNIT + HM_INSET.1),
+                ];
+                let (bg, label, ink) = match value {
+                    Some(v) => {
+                        let bg = ViridisRGB::get_color_normalized(v, lo, hi);
+                        let note = if k == 0 && ncols > 1 {
+                            "   (no clustering, any k)"
+                        } else {
+                            ""
+                        };
+                        (bg, format!("{:.1} %{note}", v * 100.0), ink_on(bg))
+                    }
+                    None => (MISSING, "–".to_string(), RGBColor(150, 150, 150)),
+                };
+                plot.draw(&Rectangle::new(corners, bg.filled())).map_err(de)?;
+                if value.is_some() && best == Some(&key) {
+                    plot.draw(&Rectangle::new(corners, INK.stroke_width(3)))
+                        .map_err(de)?;
+                }
+                let centre = ((c0 + c1) * UNIT / 2, top(r) - UNIT / 2);
+                plot.draw(&(EmptyElement::at(centre) + centred(label, &text(19, ink))))
+                    .map_err(de)?;
+            }
         }
 
-        // Column labels and axis titles.
-        for (j, k) in ks.iter().enumerate() {
-            let x = x0 + j as i32 * HM_CELL_W + HM_CELL_W / 2;
-            draw_text(
-                root,
-                &k.to_string(),
-                (x, y + 10),
-                Txt::new(18.0, INK).at(HA::Center, VA::Top),
-            )?;
-        }
-        if !ks.is_empty() {
-            draw_text(
-                root,
-                "k (clusters per image)",
-                (x0 + grid_w / 2, y + 48),
-                Txt::new(19.0, INK).at(HA::Center, VA::Top),
-            )?;
-        }
-        // Header of the row labels, like a table's.
-        draw_text(
-            root,
-            "method",
-            (x0 - 14, HM_TOP - 16),
-            Txt::new(19.0, INK).at(HA::Right, VA::Middle),
-        )?;
-
-        // Colour bar.
-        let bx = x0 + grid_w + 36;
-        let (by0, by1) = (HM_TOP + 2, HM_TOP + grid_h - 2);
-        for py in by0..=by1 {
-            let t = 1.0 - (py - by0) as f64 / (by1 - by0).max(1) as f64;
-            root.draw(&PathElement::new(
-                vec![(bx, py), (bx + 22, py)],
-                sequential(t).stroke_width(1),
-            ))
+        // Colour bar (22 px wide), sharing the grid's vertical extent; its title reads down its
+        // right side.
+        let mut bar = ChartBuilder::on(&bar_area)
+            .margin_top(HM_MARGIN)
+            .margin_bottom(HM_X_AREA)
+            .margin_left(30)
+            .margin_right(24)
+            .right_y_label_area_size(HM_BAR - 30 - 24 - 22)
+            .build_cartesian_2d(0.0..1.0, lo * 100.0..hi * 100.0)
             .map_err(de)?;
-        }
-        root.draw(&Rectangle::new([(bx, by0), (bx + 22, by1)], INK.stroke_width(1)))
+        let steps = 256;
+        bar.draw_series((0..steps).map(|s| {
+            let at = |s: i32| lo * 100.0 + (hi - lo) * 100.0 * s as f64 / steps as f64;
+            let color = ViridisRGB::get_color((s as f64 + 0.5) / steps as f64);
+            Rectangle::new([(0.0, at(s)), (1.0, at(s + 1))], color.filled())
+        }))
+        .map_err(de)?;
+        bar.configure_mesh()
+            .disable_mesh()
+            .y_labels(6)
+            .set_all_tick_mark_size(5)
+            .axis_style(INK)
+            .label_style(text(15, INK))
+            .y_label_offset(sink(15))
+            .axis_desc_style(text(15, INK))
+            .y_desc("accuracy (%)")
+            .draw()
             .map_err(de)?;
-        let (ticks, dec) = nice_ticks(lo * 100.0, hi * 100.0, ((by1 - by0) / 34).clamp(2, 6) as usize);
-        for v in ticks {
-            let py = by1 - ((v / 100.0 - lo) / (hi - lo) * (by1 - by0) as f64).round() as i32;
-            root.draw(&PathElement::new(
-                vec![(bx + 22, py), (bx + 28, py)],
-                INK.stroke_width(1),
-            ))
-            .map_err(de)?;
-            draw_text(root, &format!("{v:.dec$} %"), (bx + 32, py), Txt::new(15.0, INK))?;
-        }
-        draw_text(root, "accuracy", (bx + 11, by0 - 20), mid(15.0, INK))?;
         Ok(())
     })
 }
@@ -669,33 +498,29 @@ pub fn pareto_front(cells: &[CellResult]) -> Vec<usize> {
     front
 }
 
-/// Point label: "spectral k2", or just the method for `none` (k does not apply).
-fn point_label(c: &CellResult) -> String {
-    if base(&c.method) == "none" {
-        c.method.clone()
-    } else {
-        format!("{} k{}", c.method, c.k)
-    }
-}
-
-/// Legend text of a method.
-fn method_legend(method: &str) -> String {
-    match method {
-        "none" => "none (patch-to-patch)".into(),
-        "learned" => "learned (soft)".into(),
-        m => m.to_string(),
-    }
-}
-
 /// Pareto plot size in pixels.
-const PARETO_SIZE: (u32, u32) = (1200, 760);
-/// Width of the legend column on the right of the Pareto plot.
-const PARETO_LEGEND_W: u32 = 250;
+const PARETO_SIZE: (u32, u32) = (1200, 800);
+/// Height of the Pareto plot's title strip (pixels).
+const PARETO_HEAD: u32 = 80;
+/// Width of the legend column right of the Pareto plot (pixels).
+const PARETO_LEGEND_W: u32 = 280;
+/// Colour of the Pareto front and its rings.
+const FRONT: RGBColor = RGBColor(60, 60, 60);
+
+/// The Pareto front's dashed line through `points`.
+fn dashed<C: Clone>(points: Vec<C>) -> DashedPathElement<std::vec::IntoIter<C>, i32> {
+    DashedPathElement::new(points, 9, 5, FRONT.stroke_width(2))
+}
+
+/// The ring around a point on the Pareto front.
+fn ring<C>(at: C) -> Circle<C, i32> {
+    Circle::new(at, 11, FRONT.stroke_width(2))
+}
 
 /// Writes accuracy (%) against per-frame runtime (ms) for every cell, each point labelled
 /// ("spectral k2"), with the Pareto front as a step line, to `path` as a PNG; returns its size.
 pub fn pareto_plot(cells: &[CellResult], path: &Path) -> Result<(u32, u32)> {
-    at_path("Pareto plot", path, pareto_inner(cells, path))
+    output("Pareto plot", path, || pareto_inner(cells, path))
 }
 
 fn pareto_inner(cells: &[CellResult], path: &Path) -> Result<(u32, u32)> {
@@ -707,84 +532,102 @@ fn pareto_inner(cells: &[CellResult], path: &Path) -> Result<(u32, u32)> {
         "no cells with a finite accuracy and runtime to plot"
     );
     let front = pareto_front(cells);
+    let names: Vec<String> = cells.iter().map(method_name).collect();
     let xy = |i: usize| (frame_ms(&cells[i]), cells[i].accuracy * 100.0);
-    let fold = |f: &dyn Fn(usize) -> f64| {
-        valid
-            .iter()
-            .map(|&i| f(i))
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-                (l.min(v), h.max(v))
-            })
-    };
-    let (xmin, xmax) = fold(&|i| xy(i).0);
-    let (ymin, ymax) = fold(&|i| xy(i).1);
+    let (xs, ys) = (
+        extent(valid.iter().map(|&i| xy(i).0)),
+        extent(valid.iter().map(|&i| xy(i).1)),
+    );
     let x = padded(
-        xmin,
-        xmax,
+        xs,
         0.1,
-        (xmax.abs() * 0.05).max(1e-3),
-        (xmin.min(0.0), f64::INFINITY),
+        (xs.1.abs() * 0.05).max(1e-3),
+        (xs.0.min(0.0), f64::INFINITY),
     );
     // Clamped to 0..100 % unless a (malformed) value lies outside.
-    let y = padded(ymin, ymax, 0.12, 1.0, (ymin.min(0.0), ymax.max(100.0)));
-    let methods = ordered_methods(valid.iter().map(|&i| cells[i].method.as_str()));
-    let unknown: Vec<&String> = methods
-        .iter()
-        .filter(|m| method_rank(m) == HARD_ORDER.len())
-        .collect();
-    let color_of = |m: &str| method_color(m, unknown.iter().position(|u| *u == m).unwrap_or(0));
+    let y = padded(ys, 0.12, 1.0, (ys.0.min(0.0), ys.1.max(100.0)));
+    let methods = ordered(valid.iter().map(|&i| names[i].clone()));
 
     render(path, PARETO_SIZE, |root| {
-        root.fill(&WHITE).map_err(de)?;
-        let (plot_w, full_h) = (PARETO_SIZE.0 - PARETO_LEGEND_W, PARETO_SIZE.1 as i32);
-        draw_text(
+        let body = header(
             root,
+            PARETO_HEAD,
             "Accuracy vs per-frame runtime",
-            (plot_w as i32 / 2 + 50, 34),
-            Txt::new(28.0, INK).at(HA::Center, VA::Middle),
+            "dashed: the Pareto front, the best accuracy reachable within a runtime",
         )?;
-        let (plot_area, _) = root.split_horizontally(plot_w);
-        let chart = ChartBuilder::on(&plot_area)
-            .margin_top(70)
-            .margin_right(20)
-            .x_label_area_size(80)
-            .y_label_area_size(100)
+        let (plot_area, key_area) = body.split_horizontally(PARETO_SIZE.0 - PARETO_LEGEND_W);
+        let mut chart = ChartBuilder::on(&plot_area)
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
             .build_cartesian_2d(x.0..x.1, y.0..y.1)
             .map_err(de)?;
-        draw_axes(
-            root,
-            &chart,
-            x,
-            y,
-            &Axes {
-                x_title: "per-frame runtime (ms) = clustering + ViT inference",
-                y_title: "accuracy (%)",
-                max_ticks: (10, 8),
-                tick_size: 16.0,
-                title_size: 19.0,
-                suffix_y: "",
-            },
+        mesh(
+            &mut chart,
+            (
+                "per-frame runtime (ms) = clustering + ViT inference",
+                "accuracy (%)",
+            ),
+            16,
+            (10, 8),
         )?;
-        let (prx, pry) = chart.plotting_area().get_pixel_range();
 
-        // Pareto front as a step line: the best accuracy reachable within a given runtime.
-        let front_color = RGBColor(60, 60, 60);
-        let mut steps: Vec<(i32, i32)> = Vec::new();
+        // The front as a step line, then the points (the front's ringed), one series per method.
+        let mut steps: Vec<(f64, f64)> = Vec::new();
         for &i in &front {
-            let p = chart.backend_coord(&xy(i));
-            if let Some(&(_, prev)) = steps.last() {
-                steps.push((p.0, prev));
+            let p = xy(i);
+            if let Some(&(_, a)) = steps.last() {
+                steps.push((p.0, a));
             }
             steps.push(p);
         }
-        if let Some(&(_, last)) = steps.last() {
-            steps.push((prx.end - 2, last));
+        if let Some(&(_, a)) = steps.last() {
+            steps.push((x.1, a));
         }
-        // The step line's segments, as boxes that labels should avoid.
-        let segments: Vec<[i32; 4]> = steps
+        // plotters' legend lists the labelled series of one chart, and draws inside its plotting
+        // area: the legend column gets a chart without axes of its own, on which each series is
+        // declared.
+        let mut key = ChartBuilder::on(&key_area)
+            .margin_top(20)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .map_err(de)?;
+        chart.draw_series([dashed(steps.clone())]).map_err(de)?;
+        chart
+            .draw_series(front.iter().map(|&i| ring(xy(i))))
+            .map_err(de)?;
+        for m in &methods {
+            let color = method_color(m, &methods);
+            let points = valid.iter().filter(|&&i| names[i] == *m);
+            chart
+                .draw_series(points.map(|&i| marker(xy(i), 7, color)))
+                .map_err(de)?;
+            key_entry(&mut key, method_label(m), move |(lx, ly)| {
+                marker((lx + 11, ly), 7, color)
+            })?;
+        }
+        key_entry(&mut key, "Pareto front".into(), |(lx, ly)| {
+            dashed(vec![(lx, ly), (lx + 22, ly)])
+        })?;
+        key_entry(&mut key, "on the front".into(), |(lx, ly)| ring((lx + 11, ly)))?;
+
+        // Point labels, where they cover the least of each other, the points and the front.
+        let style = text(15, INK);
+        let labels: Vec<String> = valid
+            .iter()
+            .map(|&i| match role(&names[i]) {
+                Role::PatchToPatch => names[i].clone(),
+                _ => format!("{} k{}", names[i], cells[i].k),
+            })
+            .collect();
+        let sizes = labels
+            .iter()
+            .map(|l| text_size(l, &style))
+            .collect::<Result<Vec<_>>>()?;
+        let points: Vec<(i32, i32)> = valid.iter().map(|&i| chart.backend_coord(&xy(i))).collect();
+        let lines: Vec<[i32; 4]> = steps
             .windows(2)
             .map(|s| {
-                let (a, b) = (s[0], s[1]);
+                let (a, b) = (chart.backend_coord(&s[0]), chart.backend_coord(&s[1]));
                 [
                     a.0.min(b.0) - 2,
                     a.1.min(b.1) - 2,
@@ -793,115 +636,96 @@ fn pareto_inner(cells: &[CellResult], path: &Path) -> Result<(u32, u32)> {
                 ]
             })
             .collect();
-        root.draw(&DashedPathElement::new(steps, 9, 5, front_color.stroke_width(2)))
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let offsets = place_labels(&points, &sizes, &lines, [xr.start, yr.start, xr.end, yr.end]);
+        chart
+            .draw_series(valid.iter().zip(labels).zip(offsets.into_iter().zip(sizes)).map(
+                |((&i, label), ((dx, dy), (tw, th)))| {
+                    let [x0, y0, x1, y1] = label_box((dx, dy), (tw, th));
+                    EmptyElement::at(xy(i))
+                        + Rectangle::new([(x0, y0), (x1, y1)], WHITE.mix(0.8).filled())
+                        + Text::new(label, (dx, dy), style.clone())
+                },
+            ))
             .map_err(de)?;
 
-        // Points; the front's points get a ring.
-        let points: Vec<(i32, i32)> = valid.iter().map(|&i| chart.backend_coord(&xy(i))).collect();
-        for (&i, &p) in valid.iter().zip(&points) {
-            if front.contains(&i) {
-                root.draw(&Circle::new(p, 11, front_color.stroke_width(2)))
-                    .map_err(de)?;
-            }
-            marker(root, p, 7, color_of(&cells[i].method))?;
-        }
-
-        // Labels, placed greedily where they overlap neither earlier labels nor points.
-        let size = 15.0;
-        let th = text_height(size)?;
-        let mut placed: Vec<[i32; 4]> = Vec::new();
-        for (n, &i) in valid.iter().enumerate() {
-            let label = point_label(&cells[i]);
-            let tw = text_width(&label, size)?;
-            let (px, py) = points[n];
-            let candidates = [
-                (px + 14, py - th / 2),
-                (px - 14 - tw, py - th / 2),
-                (px - tw / 2, py - 14 - th),
-                (px - tw / 2, py + 14),
-                (px + 10, py - 10 - th),
-                (px + 10, py + 10),
-                (px - 10 - tw, py - 10 - th),
-                (px - 10 - tw, py + 10),
-            ];
-            let mut best: Option<([i32; 4], i64)> = None;
-            for (cx, cy) in candidates {
-                let bx = [cx - 2, cy - 1, cx + tw + 2, cy + th + 1];
-                let outside = bx[0] < prx.start || bx[2] >= prx.end || bx[1] < pry.start || bx[3] >= pry.end;
-                let mut cost: i64 = if outside { 1_000_000 } else { 0 };
-                cost += placed.iter().map(|b| overlap(&bx, b)).sum::<i64>();
-                cost += points
-                    .iter()
-                    .enumerate()
-                    .filter(|(m, _)| *m != n)
-                    .map(|(_, &(qx, qy))| 4 * overlap(&bx, &[qx - 12, qy - 12, qx + 12, qy + 12]))
-                    .sum::<i64>();
-                cost += segments.iter().map(|sg| 2 * overlap(&bx, sg)).sum::<i64>();
-                if best.is_none_or(|(_, c)| cost < c) {
-                    best = Some((bx, cost));
-                }
-                if cost == 0 {
-                    break;
-                }
-            }
-            if let Some((bx, _)) = best {
-                root.draw(&Rectangle::new(
-                    [(bx[0], bx[1]), (bx[2], bx[3])],
-                    WHITE.mix(0.8).filled(),
-                ))
-                .map_err(de)?;
-                draw_text(
-                    root,
-                    &label,
-                    (bx[0] + 2, bx[1] + 1),
-                    Txt::new(size, INK).at(HA::Left, VA::Top),
-                )?;
-                placed.push(bx);
-            }
-        }
-
-        // Legend column.
-        let lx = plot_w as i32 + 10;
-        let mut ly = pry.start + 12;
-        let entry = Txt::new(17.0, INK);
-        let rows = methods.len() as i32 + 3;
-        root.draw(&Rectangle::new(
-            [
-                (lx - 10, ly - 22),
-                (PARETO_SIZE.0 as i32 - 14, (ly + rows * 30 + 2).min(full_h - 10)),
-            ],
-            RGBColor(200, 200, 200).stroke_width(1),
-        ))
-        .map_err(de)?;
-        draw_text(root, "method", (lx, ly), Txt::new(18.0, MUTED))?;
-        ly += 32;
-        for m in &methods {
-            marker(root, (lx + 11, ly), 7, color_of(m))?;
-            draw_text(root, &method_legend(m), (lx + 30, ly), entry)?;
-            ly += 30;
-        }
-        ly += 6;
-        root.draw(&DashedPathElement::new(
-            vec![(lx, ly), (lx + 22, ly)],
-            9,
-            5,
-            front_color.stroke_width(2),
-        ))
-        .map_err(de)?;
-        draw_text(root, "Pareto front", (lx + 30, ly), entry)?;
-        ly += 30;
-        root.draw(&Circle::new((lx + 11, ly), 11, front_color.stroke_width(2)))
-            .map_err(de)?;
-        draw_text(root, "on the front", (lx + 30, ly), entry)?;
-        Ok(())
+        key.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(text(17, INK))
+            .legend_area_size(32)
+            .margin(12)
+            .background_style(WHITE)
+            .border_style(RGBColor(200, 200, 200))
+            .draw()
+            .map_err(de)
     })
 }
 
-/// Overlap area of two `[x0, y0, x1, y1]` boxes.
-fn overlap(a: &[i32; 4], b: &[i32; 4]) -> i64 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0) as i64;
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0) as i64;
-    w * h
+/// Declares a series named `label`, drawn as `legend` in the legend, on the legend-only chart `key`.
+fn key_entry<'a, 'b, E, F>(key: &mut Chart<'a, 'b>, label: String, legend: F) -> Result<()>
+where
+    E: IntoDynElement<'a, BitMapBackend<'b>, (i32, i32)>,
+    F: Fn((i32, i32)) -> E + 'a,
+{
+    key.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+        .map_err(de)?
+        .label(label)
+        .legend(legend);
+    Ok(())
+}
+
+/// The white box behind a label of `(tw, th)` pixels whose text starts at `(x, y)`, as
+/// `[x0, y0, x1, y1]` (a little wider than the text, which plotters draws slightly above its box).
+fn label_box((x, y): (i32, i32), (tw, th): (i32, i32)) -> [i32; 4] {
+    [x - 3, y - 3, x + tw + 3, y + th + 1]
+}
+
+/// Top-left offsets (pixels, from each of `points`) for label boxes of `sizes`: each label takes
+/// the first of eight spots around its point that stays inside `bounds` (`[x0, y0, x1, y1]`) and
+/// clear of earlier labels, other points and the `lines` boxes, else the least covering one.
+fn place_labels(
+    points: &[(i32, i32)],
+    sizes: &[(i32, i32)],
+    lines: &[[i32; 4]],
+    bounds: [i32; 4],
+) -> Vec<(i32, i32)> {
+    let overlap = |a: &[i32; 4], b: &[i32; 4]| {
+        let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0) as i64;
+        let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0) as i64;
+        w * h
+    };
+    let mut placed: Vec<[i32; 4]> = Vec::new();
+    let mut offsets = Vec::with_capacity(points.len());
+    for (n, (&(px, py), &(tw, th))) in points.iter().zip(sizes).enumerate() {
+        let spots = [
+            (14, -th / 2),
+            (-14 - tw, -th / 2),
+            (-tw / 2, -14 - th),
+            (-tw / 2, 14),
+            (10, -10 - th),
+            (10, 10),
+            (-10 - tw, -10 - th),
+            (-10 - tw, 10),
+        ];
+        let cost = |&(dx, dy): &(i32, i32)| {
+            let b = label_box((px + dx, py + dy), (tw, th));
+            let outside = b[0] < bounds[0] || b[1] < bounds[1] || b[2] >= bounds[2] || b[3] >= bounds[3];
+            let others = points
+                .iter()
+                .enumerate()
+                .filter(|(m, _)| *m != n)
+                .map(|(_, &(qx, qy))| 4 * overlap(&b, &[qx - 12, qy - 12, qx + 12, qy + 12]));
+            i64::from(outside) * 1_000_000
+                + placed.iter().map(|p| overlap(&b, p)).sum::<i64>()
+                + others.sum::<i64>()
+                + lines.iter().map(|l| 2 * overlap(&b, l)).sum::<i64>()
+        };
+        // `min_by_key` keeps the first of equal costs, so a clear spot wins in the listed order.
+        let (dx, dy) = spots.iter().copied().min_by_key(|s| cost(s)).unwrap_or(spots[0]);
+        placed.push(label_box((px + dx, py + dy), (tw, th)));
+        offsets.push((dx, dy));
+    }
+    offsets
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -920,8 +744,9 @@ pub struct Pca2 {
 }
 
 /// PCA of `features` (row-major, `dim` values per point) to two components, in f64: centres the
-/// points, eigen-decomposes the smaller of the Gram and covariance matrices (cyclic Jacobi), and
-/// signs each direction so that its largest-magnitude entry (the first, on a tie) is positive.
+/// points, eigen-decomposes the smaller of the Gram and covariance matrices
+/// ([`crate::cluster::linalg::sym_eigen`]), and signs each direction so that its
+/// largest-magnitude entry (the first, on a tie) is positive.
 pub fn pca_2d(features: &[f32], dim: usize) -> Result<Pca2> {
     ensure!(dim > 0, "feature dimension is 0");
     ensure!(
@@ -941,97 +766,60 @@ pub fn pca_2d(features: &[f32], dim: usize) -> Result<Pca2> {
             *m += v as f64;
         }
     }
-    for m in &mut mean {
-        *m /= n as f64;
-    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    // Centred points, row-major (n × dim).
     let x: Vec<f64> = features
         .chunks_exact(dim)
         .flat_map(|row| row.iter().zip(&mean).map(|(&v, m)| v as f64 - m))
         .collect();
-    let row = |i: usize| &x[i * dim..(i + 1) * dim];
-
-    let (scores, mut components, vals, total) = if n <= dim {
-        // Gram matrix G = X Xᵀ (n × n): G u = λ u, score = √λ u, direction = Xᵀ u / √λ.
-        let mut g = vec![0f64; n * n];
-        for i in 0..n {
-            for j in i..n {
-                let d: f64 = row(i).iter().zip(row(j)).map(|(a, b)| a * b).sum();
-                g[i * n + j] = d;
-                g[j * n + i] = d;
-            }
+    let total: f64 = x.iter().map(|v| v * v).sum();
+    let gram = n <= dim;
+    // Gram matrix X Xᵀ (n × n) when there are fewer points than dimensions, else Xᵀ X (dim × dim):
+    // the dot products of the rows, or of the columns.
+    let (m, len) = if gram { (n, dim) } else { (dim, n) };
+    let vector = |i: usize, t: usize| if gram { x[i * dim + t] } else { x[t * dim + i] };
+    let mut a = vec![0f64; m * m];
+    for i in 0..m {
+        for j in i..m {
+            let d: f64 = (0..len).map(|t| vector(i, t) * vector(j, t)).sum();
+            a[i * m + j] = d;
+            a[j * m + i] = d;
         }
-        let total: f64 = (0..n).map(|i| g[i * n + i]).sum();
-        let (vals, vecs) = top2_eigen(g, n);
-        let mut scores = vec![[0f64; 2]; n];
-        let mut comps = [vec![0f64; dim], vec![0f64; dim]];
-        for c in 0..2 {
-            let lam = vals[c];
-            if lam <= total * 1e-12 || lam <= 0.0 {
-                continue;
-            }
-            let s = lam.sqrt();
-            for i in 0..n {
-                let u = vecs[c][i];
-                scores[i][c] = u * s;
-                for (d, &xv) in comps[c].iter_mut().zip(row(i)) {
-                    *d += xv * u / s;
-                }
-            }
-        }
-        (scores, comps, vals, total)
-    } else {
-        // Covariance-like matrix C = Xᵀ X (dim × dim): C v = λ v, score = X v.
-        let mut c = vec![0f64; dim * dim];
-        for i in 0..n {
-            let r = row(i);
-            for a in 0..dim {
-                for b in a..dim {
-                    c[a * dim + b] += r[a] * r[b];
-                }
-            }
-        }
-        for a in 0..dim {
-            for b in 0..a {
-                c[a * dim + b] = c[b * dim + a];
-            }
-        }
-        let total: f64 = (0..dim).map(|a| c[a * dim + a]).sum();
-        let (vals, vecs) = top2_eigen(c, dim);
-        let mut comps = [vec![0f64; dim], vec![0f64; dim]];
-        for k in 0..2 {
-            if vals[k] > total * 1e-12 && vals[k] > 0.0 {
-                comps[k].clone_from(&vecs[k]);
-            }
-        }
-        let scores = (0..n)
-            .map(|i| {
-                let r = row(i);
-                let dot = |v: &[f64]| r.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
-                [dot(&comps[0]), dot(&comps[1])]
-            })
-            .collect();
-        (scores, comps, vals, total)
-    };
-    let mut scores: Vec<[f64; 2]> = scores;
-    // Deterministic signs: each direction's largest-magnitude entry positive (the first of
-    // entries within 1e-9 of the largest, so that rounding cannot flip a tie).
+    }
+    let (vals, vecs) = top2(&a, m)?;
+    let mut components = [vec![0f64; dim], vec![0f64; dim]];
     for k in 0..2 {
-        let top = components[k].iter().fold(0f64, |m, v| m.max(v.abs()));
+        if vals[k] <= total * 1e-12 || vals[k] <= 0.0 {
+            continue;
+        }
+        // X Xᵀ u = λ u makes Xᵀ u / √λ the unit direction; Xᵀ X v = λ v makes v it.
+        components[k] = if gram {
+            (0..dim)
+                .map(|d| (0..n).map(|i| x[i * dim + d] * vecs[k][i]).sum::<f64>() / vals[k].sqrt())
+                .collect()
+        } else {
+            vecs[k].clone()
+        };
+        // Deterministic sign: the largest-magnitude entry positive (the first of entries within
+        // 1e-9 of the largest, so that rounding cannot flip a tie).
+        let top = components[k].iter().fold(0f64, |mx, v| mx.max(v.abs()));
         let pivot = components[k]
             .iter()
             .copied()
-            .find(|v| v.abs() >= top * (1.0 - 1e-9))
-            .unwrap_or(0.0);
-        if pivot < 0.0 {
+            .find(|v| v.abs() >= top * (1.0 - 1e-9));
+        if pivot.is_some_and(|p| p < 0.0) {
             components[k].iter_mut().for_each(|v| *v = -*v);
-            scores.iter_mut().for_each(|s| s[k] = -s[k]);
         }
     }
+    let scores = x
+        .chunks_exact(dim)
+        .map(|r| {
+            let dot = |c: &[f64]| r.iter().zip(c).map(|(a, b)| a * b).sum::<f64>();
+            [dot(&components[0]), dot(&components[1])]
+        })
+        .collect();
     let explained = if total > 0.0 {
-        [
-            (vals[0].max(0.0) / total).min(1.0),
-            (vals[1].max(0.0) / total).min(1.0),
-        ]
+        vals.map(|v| (v.max(0.0) / total).min(1.0))
     } else {
         [0.0, 0.0]
     };
@@ -1043,63 +831,16 @@ pub fn pca_2d(features: &[f32], dim: usize) -> Result<Pca2> {
 }
 
 /// The two largest eigenvalues of the symmetric `m × m` matrix `a` (row-major) and their unit
-/// eigenvectors, by cyclic Jacobi rotations. With `m == 1` the second pair is zero.
-fn top2_eigen(mut a: Vec<f64>, m: usize) -> ([f64; 2], [Vec<f64>; 2]) {
-    let mut v = vec![0f64; m * m];
-    for i in 0..m {
-        v[i * m + i] = 1.0;
-    }
-    let norm: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if norm > 0.0 {
-        for _sweep in 0..100 {
-            let off: f64 = (0..m)
-                .flat_map(|p| ((p + 1)..m).map(move |q| (p, q)))
-                .map(|(p, q)| a[p * m + q] * a[p * m + q])
-                .sum::<f64>()
-                .sqrt();
-            if off <= norm * 1e-15 {
-                break;
-            }
-            for p in 0..m {
-                for q in (p + 1)..m {
-                    let apq = a[p * m + q];
-                    if apq.abs() <= norm * 1e-300 {
-                        continue;
-                    }
-                    let theta = (a[q * m + q] - a[p * m + p]) / (2.0 * apq);
-                    let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                    let c = 1.0 / (t * t + 1.0).sqrt();
-                    let s = t * c;
-                    // A ← Jᵀ A J with J the rotation by (c, s) in the (p, q) plane.
-                    for k in 0..m {
-                        let (akp, akq) = (a[k * m + p], a[k * m + q]);
-                        a[k * m + p] = c * akp - s * akq;
-                        a[k * m + q] = s * akp + c * akq;
-                    }
-                    for k in 0..m {
-                        let (apk, aqk) = (a[p * m + k], a[q * m + k]);
-                        a[p * m + k] = c * apk - s * aqk;
-                        a[q * m + k] = s * apk + c * aqk;
-                    }
-                    for k in 0..m {
-                        let (vkp, vkq) = (v[k * m + p], v[k * m + q]);
-                        v[k * m + p] = c * vkp - s * vkq;
-                        v[k * m + q] = s * vkp + c * vkq;
-                    }
-                }
-            }
-        }
-    }
-    let mut order: Vec<usize> = (0..m).collect();
-    order.sort_by(|&i, &j| a[j * m + j].total_cmp(&a[i * m + i]).then(i.cmp(&j)));
-    let column = |j: usize| (0..m).map(|k| v[k * m + j]).collect::<Vec<f64>>();
-    let pick = |r: usize| match order.get(r) {
-        Some(&j) => (a[j * m + j], column(j)),
+/// eigenvectors; with `m == 1` the second pair is zero.
+fn top2(a: &[f64], m: usize) -> Result<([f64; 2], [Vec<f64>; 2])> {
+    let eig = sym_eigen(a, m).ok_or_else(|| anyhow!("the PCA eigen-decomposition did not converge"))?;
+    // Ascending eigenvalues: the largest are the last rows.
+    let pair = |r: usize| match m.checked_sub(r + 1) {
+        Some(i) => (eig.values[i], eig.vectors[i * m..(i + 1) * m].to_vec()),
         None => (0.0, vec![0.0; m]),
     };
-    let (l0, v0) = pick(0);
-    let (l1, v1) = pick(1);
-    ([l0, l1], [v0, v1])
+    let ((l0, v0), (l1, v1)) = (pair(0), pair(1));
+    Ok(([l0, l1], [v0, v1]))
 }
 
 /// Scatter panel size in pixels.
@@ -1124,11 +865,9 @@ pub fn cluster_scatter(
     labelings: &[(String, Vec<u32>)],
     path: &Path,
 ) -> Result<(u32, u32)> {
-    at_path(
-        "cluster scatter",
-        path,
-        scatter_inner(features, dim, labelings, path),
-    )
+    output("cluster scatter", path, || {
+        scatter_inner(features, dim, labelings, path)
+    })
 }
 
 fn scatter_inner(
@@ -1156,44 +895,29 @@ fn scatter_inner(
     let rows = panels.div_ceil(cols);
     let w = (cols * PANEL.0 + 40).max(SCATTER_MIN_W);
     let h = SCATTER_TITLE_H + rows * PANEL.1 + SCATTER_LEGEND_H;
-
-    let fold = |k: usize| {
-        pca.scores
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), s| {
-                (l.min(s[k]), h.max(s[k]))
-            })
-    };
-    let ((xmin, xmax), (ymin, ymax)) = (fold(0), fold(1));
-    let span = (xmax - xmin).max(ymax - ymin);
+    let (xs, ys) = (
+        extent(pca.scores.iter().map(|s| s[0])),
+        extent(pca.scores.iter().map(|s| s[1])),
+    );
+    let span = (xs.1 - xs.0).max(ys.1 - ys.0);
     let min_pad = if span > 0.0 { span * 0.03 } else { 1.0 };
     let unbounded = (f64::NEG_INFINITY, f64::INFINITY);
-    let x = padded(xmin, xmax, 0.08, min_pad, unbounded);
-    let y = padded(ymin, ymax, 0.08, min_pad, unbounded);
-    let ids: BTreeSet<u32> = labelings.iter().flat_map(|(_, l)| l.iter().copied()).collect();
+    let (x, y) = (
+        padded(xs, 0.08, min_pad, unbounded),
+        padded(ys, 0.08, min_pad, unbounded),
+    );
+    let title = format!("Patch embeddings of one face, PCA to 2-D ({n} patches)");
+    let subtitle = format!(
+        "one panel per clustering method, colour = cluster id; PC1 explains {:.1} %, PC2 {:.1} % of the variance",
+        pca.explained[0] * 100.0,
+        pca.explained[1] * 100.0
+    );
 
     render(path, (w, h), |root| {
-        root.fill(&WHITE).map_err(de)?;
-        let mid = |size, color| Txt::new(size, color).at(HA::Center, VA::Middle);
-        draw_text(
-            root,
-            &format!("Patch embeddings of one face, PCA to 2-D ({n} patches)"),
-            (w as i32 / 2, 32),
-            mid(27.0, INK),
-        )?;
-        draw_text(
-            root,
-            &format!(
-                "one panel per clustering method, colour = cluster id; PC1 explains {:.1} %, PC2 {:.1} % of the variance",
-                pca.explained[0] * 100.0,
-                pca.explained[1] * 100.0
-            ),
-            (w as i32 / 2, 66),
-            mid(16.0, MUTED),
-        )?;
-        let grid_w = cols * PANEL.0;
-        let left = (w - grid_w) / 2;
-        let body = root.margin(SCATTER_TITLE_H, SCATTER_LEGEND_H, left, w - grid_w - left);
+        let rest = header(root, SCATTER_TITLE_H, &title, &subtitle)?;
+        let (body, legend) = rest.split_vertically(rows * PANEL.1);
+        let left = (w - cols * PANEL.0) / 2;
+        let body = body.margin(0, 0, left, w - cols * PANEL.0 - left);
         for ((name, labels), area) in labelings
             .iter()
             .zip(body.split_evenly((rows as usize, cols as usize)))
@@ -1203,97 +927,87 @@ fn scatter_inner(
                 .filter(|&&l| l != NOISE)
                 .collect::<BTreeSet<_>>()
                 .len();
-            let noise = labels.iter().filter(|&&l| l == NOISE).count();
-            let caption = match noise {
+            let caption = match labels.iter().filter(|&&l| l == NOISE).count() {
                 0 => format!("{name} ({clusters} clusters)"),
-                _ => format!("{name} ({clusters} clusters, {noise} noise)"),
+                noise => format!("{name} ({clusters} clusters, {noise} noise)"),
             };
-            let chart = ChartBuilder::on(&area)
-                .margin_top(34)
-                .margin_right(14)
-                .margin_bottom(6)
-                .x_label_area_size(50)
-                .y_label_area_size(62)
+            let mut chart = ChartBuilder::on(&area)
+                .caption(caption, text(18, INK))
+                .margin(8)
+                .margin_right(16)
+                .x_label_area_size(46)
+                .y_label_area_size(56)
                 .build_cartesian_2d(x.0..x.1, y.0..y.1)
                 .map_err(de)?;
-            draw_axes(
-                root,
-                &chart,
-                x,
-                y,
-                &Axes {
-                    x_title: "PC1",
-                    y_title: "PC2",
-                    max_ticks: (5, 5),
-                    tick_size: 13.0,
-                    title_size: 15.0,
-                    suffix_y: "",
-                },
-            )?;
-            let (prx, pry) = chart.plotting_area().get_pixel_range();
-            draw_text(
-                root,
-                &caption,
-                ((prx.start + prx.end) / 2, pry.start - 16),
-                mid(18.0, INK),
-            )?;
-            for (s, &l) in pca.scores.iter().zip(labels) {
-                marker(root, chart.backend_coord(&(s[0], s[1])), 6, cluster_color(l))?;
-            }
+            mesh(&mut chart, ("PC1", "PC2"), 13, (5, 5))?;
+            chart
+                .draw_series(
+                    pca.scores
+                        .iter()
+                        .zip(labels)
+                        .map(|(s, &l)| marker((s[0], s[1]), 6, cluster_color(l))),
+                )
+                .map_err(de)?;
         }
-
-        // Shared legend of cluster ids.
-        let ly = (h - SCATTER_LEGEND_H / 2) as i32;
-        let size = 16.0;
-        let real: Vec<u32> = ids.iter().copied().filter(|&id| id != NOISE).collect();
-        let mut items: Vec<(String, RGBColor)> = real
-            .iter()
-            .take(LEGEND_IDS)
-            .map(|&id| (id.to_string(), cluster_color(id)))
-            .collect();
-        if ids.contains(&NOISE) {
-            items.push(("noise".into(), cluster_color(NOISE)));
-        }
-        let head = "cluster id:";
-        let tail = if real.len() > LEGEND_IDS {
-            format!(
-                "… up to {} (colours repeat after {})",
-                real.last().copied().unwrap_or(0),
-                PALETTE.len()
-            )
-        } else if real.iter().any(|&id| id as usize >= PALETTE.len()) {
-            format!("(colours repeat after {})", PALETTE.len())
-        } else {
-            String::new()
-        };
-        let widths = items
-            .iter()
-            .map(|(l, _)| text_width(l, size))
-            .collect::<Result<Vec<_>>>()?;
-        let head_w = text_width(head, size)?;
-        let total =
-            head_w + 12 + widths.iter().map(|tw| 20 + tw + 16).sum::<i32>() + text_width(&tail, size)?;
-        let mut lx = (w as i32 - total) / 2;
-        let entry = Txt::new(size, INK);
-        draw_text(root, head, (lx, ly), entry)?;
-        lx += head_w + 12;
-        for ((label, color), tw) in items.iter().zip(widths) {
-            marker(root, (lx + 7, ly), 7, *color)?;
-            draw_text(root, label, (lx + 20, ly), entry)?;
-            lx += 20 + tw + 16;
-        }
-        draw_text(root, &tail, (lx, ly), Txt::new(size, MUTED))?;
-        Ok(())
+        scatter_legend(&legend, labelings)
     })
 }
 
+/// The scatter's shared legend, one centred row in `area`: the cluster ids' colours (at most
+/// [`LEGEND_IDS`]) and noise.
+fn scatter_legend(area: &Area<'_>, labelings: &[(String, Vec<u32>)]) -> Result<()> {
+    let ids: BTreeSet<u32> = labelings.iter().flat_map(|(_, l)| l.iter().copied()).collect();
+    let real: Vec<u32> = ids.iter().copied().filter(|&id| id != NOISE).collect();
+    let mut items: Vec<(String, RGBColor)> = real
+        .iter()
+        .take(LEGEND_IDS)
+        .map(|&id| (id.to_string(), cluster_color(id)))
+        .collect();
+    if ids.contains(&NOISE) {
+        items.push(("noise".into(), cluster_color(NOISE)));
+    }
+    let tail = if real.len() > LEGEND_IDS {
+        format!(
+            "… up to {} (colours repeat after {})",
+            real.last().copied().unwrap_or(0),
+            PALETTE.len()
+        )
+    } else if real.iter().any(|&id| id as usize >= PALETTE.len()) {
+        format!("(colours repeat after {})", PALETTE.len())
+    } else {
+        String::new()
+    };
+    let (style, grey) = (text(17, INK), text(17, MUTED));
+    let head = "cluster id:";
+    let widths = items
+        .iter()
+        .map(|(l, _)| text_size(l, &style).map(|s| s.0))
+        .collect::<Result<Vec<_>>>()?;
+    let (head_w, tail_w) = (text_size(head, &style)?.0, text_size(&tail, &grey)?.0);
+    let total = head_w + 12 + widths.iter().map(|tw| 20 + tw + 16).sum::<i32>() + tail_w;
+    let (aw, ah) = area.dim_in_pixel();
+    let (mut x, y) = ((aw as i32 - total) / 2, ah as i32 / 2);
+    // Texts are anchored at their left middle: `centred` shifted by half their width.
+    let draw_text = |s: &str, x: i32, w: i32, style: &TextStyle<'static>| {
+        area.draw(&(EmptyElement::at((x + w / 2, y)) + centred(s.to_string(), style)))
+            .map_err(de)
+    };
+    draw_text(head, x, head_w, &style)?;
+    x += head_w + 12;
+    for ((label, color), tw) in items.iter().zip(widths) {
+        area.draw(&marker((x + 7, y), 7, *color)).map_err(de)?;
+        draw_text(label, x + 20, tw, &style)?;
+        x += 20 + tw + 16;
+    }
+    draw_text(&tail, x, tail_w, &grey)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cell(method: &str, k: usize, accuracy: f64, cluster_us: f64, model_ms: f64) -> CellResult {
         CellResult {
-            method: method.into(),
+            method: method.parse().unwrap(),
             k,
             clusters: k,
             accuracy,
@@ -1346,11 +1060,11 @@ mod tests {
     #[test]
     fn pareto_front_excludes_dominated_cells() {
         let cells = vec![
-            cell("a", 2, 0.60, 0.0, 1.0),    // fastest
-            cell("b", 2, 0.55, 0.0, 2.0),    // slower and worse than a: dominated
-            cell("c", 2, 0.70, 0.0, 3.0),    // better, slower
-            cell("d", 2, 0.70, 500.0, 3.0),  // same accuracy as c, slower: dominated
-            cell("e", 2, 0.80, 1000.0, 4.0), // best
+            cell("kmeans", 2, 0.60, 0.0, 1.0),        // fastest
+            cell("agglomerative", 2, 0.55, 0.0, 2.0), // slower and worse than a: dominated
+            cell("spectral", 2, 0.70, 0.0, 3.0),      // better, slower
+            cell("gmm", 2, 0.70, 500.0, 3.0),         // same accuracy as c, slower: dominated
+            cell("dbscan", 2, 0.80, 1000.0, 4.0),     // best
         ];
         assert_eq!(pareto_front(&cells), vec![0, 2, 4]);
     }
@@ -1358,30 +1072,37 @@ mod tests {
     #[test]
     fn pareto_front_ties() {
         let cells = vec![
-            cell("slow", 2, 0.70, 0.0, 2.0),
-            cell("dup1", 2, 0.70, 0.0, 1.0),
-            cell("dup2", 2, 0.70, 0.0, 1.0), // exact duplicate of dup1: both kept
-            cell("same_t", 2, 0.65, 0.0, 1.0), // same runtime, less accurate: dominated
+            cell("kmeans", 2, 0.70, 0.0, 2.0),
+            cell("agglomerative", 2, 0.70, 0.0, 1.0),
+            cell("spectral", 2, 0.70, 0.0, 1.0), // exact duplicate of dup1: both kept
+            cell("gmm", 2, 0.65, 0.0, 1.0),      // same runtime, less accurate: dominated
         ];
         assert_eq!(pareto_front(&cells), vec![1, 2]);
         assert!(pareto_front(&[]).is_empty());
-        let nan = vec![cell("x", 2, f64::NAN, 0.0, 1.0), cell("y", 2, 0.5, 0.0, 2.0)];
+        let nan = vec![
+            cell("kmeans", 2, f64::NAN, 0.0, 1.0),
+            cell("agglomerative", 2, 0.5, 0.0, 2.0),
+        ];
         assert_eq!(pareto_front(&nan), vec![1]);
     }
 
     #[test]
     fn pareto_front_runtime_includes_clustering() {
-        // 2000 µs of clustering makes b slower than a although its model is faster.
-        let cells = vec![cell("a", 2, 0.60, 0.0, 2.0), cell("b", 2, 0.65, 2000.0, 1.0)];
+        // 2000 µs of clustering makes the second cell slower than the first although its model is faster.
+        let cells = vec![
+            cell("kmeans", 2, 0.60, 0.0, 2.0),
+            cell("agglomerative", 2, 0.65, 2000.0, 1.0),
+        ];
         assert_eq!(frame_ms(&cells[1]), 3.0);
         assert_eq!(pareto_front(&cells), vec![0, 1]);
     }
 
     #[test]
-    fn jacobi_recovers_eigenpairs() {
-        // Symmetric 4 × 4 with known spectrum from Q diag(5, 3, 1, 0.5) Qᵀ.
+    fn top2_takes_the_largest_eigenpairs() {
+        // Symmetric 4 × 4 with known spectrum from Q diag(5, 0.5, 3, 1) Qᵀ: the largest two are
+        // neither first nor last in the input's order.
         let m = 4;
-        let lam = [5.0, 3.0, 1.0, 0.5];
+        let lam = [5.0, 0.5, 3.0, 1.0];
         let (c, s) = (0.6f64, 0.8f64);
         let q = [
             [c, -s, 0.0, 0.0],
@@ -1395,7 +1116,7 @@ mod tests {
                 a[i * m + j] = (0..m).map(|k| q[i][k] * lam[k] * q[j][k]).sum();
             }
         }
-        let (vals, vecs) = top2_eigen(a.clone(), m);
+        let (vals, vecs) = top2(&a, m).unwrap();
         assert!(
             (vals[0] - 5.0).abs() < 1e-12 && (vals[1] - 3.0).abs() < 1e-12,
             "{vals:?}"
@@ -1406,6 +1127,8 @@ mod tests {
                 assert!((av - vals[k] * vecs[k][i]).abs() < 1e-12);
             }
         }
+        // A 1 × 1 matrix has no second pair.
+        assert_eq!(top2(&[2.0], 1).unwrap(), ([2.0, 0.0], [vec![1.0], vec![0.0]]));
     }
 
     /// Deterministic pseudo-random numbers in -0.5..0.5.
@@ -1573,46 +1296,37 @@ mod tests {
         let p = dir.path().join("heatmap.png");
         let size = accuracy_heatmap(&sweep(), &p).unwrap();
         check_png(&p, size);
-        // 5 method rows, a 30 px gap, the learned and none rows, 3 k columns (2, 4, 8):
-        // 122 + 7 × 58 + 30 + 100 = 658 px high; 260 + 3 × 120 + 150 = 770 px is under the 780 px
-        // minimum width, so the grid sits 5 px right of x = 260.
-        assert_eq!(size, (780, 658));
+        // Each cell is filled with the viridis colour of its accuracy, scaled over the values'
+        // range (0.588 to 0.655); counting a colour's pixels in the written file finds its cells
+        // wherever the layout puts them (the colour bar holds any one colour in a thin strip).
         let img = image::open(&p).unwrap().to_rgb8();
-        // Each cell's background, read from the written file just inside the cell's top-left
-        // corner (clear of the centred label and of the best cell's outline).
-        let rgb = |c: RGBColor| [c.0, c.1, c.2];
-        let (lo, hi) = (0.588, 0.655);
-        let shade = |acc: f64| rgb(sequential((acc - lo) / (hi - lo)));
-        let background = |row: u32, col: u32| {
-            let y = 122 + row * 58 + if row >= 5 { 30 } else { 0 };
-            img.get_pixel(265 + col * 120 + 8, y + 8).0
-        };
-        let expected: [[Option<f64>; 3]; 7] = [
-            [Some(0.612), Some(0.634), Some(0.641)], // kmeans
-            [Some(0.598), Some(0.627), Some(0.619)], // agglomerative
-            [Some(0.655), Some(0.648), Some(0.601)], // spectral
-            [None, Some(0.622), None],               // gmm
-            [None, None, Some(0.588)],               // dbscan
-            [None, Some(0.629), None],               // learned
-            [Some(0.603); 3],                        // none: one cell across every k
+        let count = |c: RGBColor| img.pixels().filter(|p| p.0 == [c.0, c.1, c.2]).count();
+        let shade = |acc: f64| ViridisRGB::get_color_normalized(acc, 0.588, 0.655);
+        let single = [
+            0.612, 0.634, 0.641, // kmeans
+            0.598, 0.627, 0.619, // agglomerative
+            0.655, 0.648, 0.601, // spectral (k = 2 outlined as the best)
+            0.622, 0.588, 0.629, // gmm, dbscan, learned: one k each
         ];
-        for (row, accs) in expected.iter().enumerate() {
-            for (col, acc) in accs.iter().enumerate() {
-                let want = acc.map_or([238, 238, 238], shade);
-                assert_eq!(
-                    background(row as u32, col as u32),
-                    want,
-                    "row {row}, column {col}"
-                );
-            }
+        let counts: Vec<usize> = single.iter().map(|&a| count(shade(a))).collect();
+        for (a, n) in single.iter().zip(&counts) {
+            assert!(*n > 2000, "the {a} cell has {n} pixels of its colour");
         }
-        // The scale runs over the whole palette: best and worst cells take its two ends.
-        let end = |(r, g, b): (u8, u8, u8)| [r, g, b];
-        assert_eq!(background(2, 0), end(SEQUENTIAL[SEQUENTIAL.len() - 1]));
-        assert_eq!(background(4, 2), end(SEQUENTIAL[0]));
-        // White in the gap above the baselines and below the last row.
-        assert_eq!(img.get_pixel(273, 122 + 5 * 58 + 4).0, [255, 255, 255]);
-        assert_eq!(img.get_pixel(273, 122 + 7 * 58 + 30 + 3).0, [255, 255, 255]);
+        let largest = *counts.iter().max().unwrap();
+        // `none` is one cell across the three k columns.
+        let none = count(shade(0.603));
+        assert!(
+            none > 2 * largest,
+            "none: {none} pixels, a single cell up to {largest}"
+        );
+        // Six cells have no value: gmm and dbscan at two k each, learned at two.
+        let missing = count(MISSING);
+        assert!(
+            missing > 6 * 2000 && missing < 7 * largest,
+            "{missing} blank-cell pixels"
+        );
+        // The best cell is outlined, so it keeps fewer pixels of its colour than its neighbour.
+        assert!(counts[6] < counts[7], "{counts:?}");
     }
 
     #[test]
@@ -1632,11 +1346,54 @@ mod tests {
         let size = pareto_plot(&sweep(), &p).unwrap();
         assert_eq!(size, PARETO_SIZE);
         check_png(&p, size);
+        // Every method's points (and legend marker) in its own colour.
+        let img = image::open(&p).unwrap().to_rgb8();
+        let methods = ordered(sweep().iter().map(method_name));
+        for m in &methods {
+            let c = method_color(m, &methods);
+            let n = img.pixels().filter(|p| p.0 == [c.0, c.1, c.2]).count();
+            assert!(n > 100, "{m}: {n} pixels of its colour");
+        }
         // One point, and identical points, still plot.
         let s = pareto_plot(&[cell("kmeans", 2, 0.6, 100.0, 4.0)], &p).unwrap();
         check_png(&p, s);
         let same = vec![cell("kmeans", 2, 0.6, 100.0, 4.0); 3];
         check_png(&p, pareto_plot(&same, &p).unwrap());
+    }
+
+    #[test]
+    fn labels_avoid_each_other_and_the_points() {
+        // Five points in a tight row, labels 90 × 14 px: no spot clears everything, but no two
+        // labels may share pixels and each keeps off its neighbours' markers where it can.
+        let points: Vec<(i32, i32)> = (0..5).map(|i| (300 + 30 * i, 300)).collect();
+        let sizes = vec![(90, 14); 5];
+        let offsets = place_labels(&points, &sizes, &[], [0, 0, 1000, 1000]);
+        let boxes: Vec<[i32; 4]> = points
+            .iter()
+            .zip(&offsets)
+            .map(|(&(x, y), &(dx, dy))| [x + dx, y + dy, x + dx + 90, y + dy + 14])
+            .collect();
+        for (i, a) in boxes.iter().enumerate() {
+            for b in &boxes[i + 1..] {
+                let apart = a[2] <= b[0] || b[2] <= a[0] || a[3] <= b[1] || b[3] <= a[1];
+                assert!(apart, "{a:?} overlaps {b:?}");
+            }
+        }
+        // A lone point takes the first spot (right of it); at the right edge, the left one.
+        assert_eq!(
+            place_labels(&[(100, 100)], &[(90, 14)], &[], [0, 0, 1000, 1000]),
+            [(14, -7)]
+        );
+        assert_eq!(
+            place_labels(&[(950, 100)], &[(90, 14)], &[], [0, 0, 1000, 1000]),
+            [(-104, -7)]
+        );
+        // A line through the right spot pushes the label off it.
+        let line = [[100, 80, 400, 120]];
+        assert_ne!(
+            place_labels(&[(100, 100)], &[(90, 14)], &line, [0, 0, 1000, 1000]),
+            [(14, -7)]
+        );
     }
 
     /// Named cluster labelings, as `cluster_scatter` takes them.
@@ -1682,9 +1439,9 @@ mod tests {
         // The written panels: row 1 holds the fifth labelling in its first column only.
         let img = image::open(&p).unwrap().to_rgb8();
         let inked = |row: u32, col: u32| {
-            let (x0, y0) = (20 + col * 380, 92 + row * 370);
-            (x0..x0 + 380)
-                .flat_map(|x| (y0..y0 + 370).map(move |y| (x, y)))
+            let (x0, y0) = (20 + col * PANEL.0, SCATTER_TITLE_H + row * PANEL.1);
+            (x0..x0 + PANEL.0)
+                .flat_map(|x| (y0..y0 + PANEL.1).map(move |y| (x, y)))
                 .filter(|&(x, y)| img.get_pixel(x, y).0 != [255, 255, 255])
                 .count()
         };
