@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Grouping;
+
 /// The defaults file, compiled into the binary so it runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -104,8 +106,8 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Method name.
-    pub method: String,
+    /// How patches are grouped: a clustering method, `none` (patch-to-patch) or `learned`.
+    pub method: Grouping,
     /// Clusters per image.
     pub k: usize,
 }
@@ -159,17 +161,6 @@ impl Default for Config {
 
 const LAYOUTS: &[&str] = &["auto", "ferplus", "affectnet", "imagefolder"];
 const EMBEDDERS: &[&str] = &["pixels", "mobilenet_v2", "resnet50", "resnet50:per_patch"];
-/// Clustering method names accepted by `cluster.method` and the sweep file (`none` = patch-to-patch,
-/// `learned` = soft assignment).
-pub const METHODS: &[&str] = &[
-    "kmeans",
-    "agglomerative",
-    "spectral",
-    "gmm",
-    "dbscan",
-    "none",
-    "learned",
-];
 
 impl Config {
     /// Loads the defaults overlaid with `path` (any subset of keys), then validates.
@@ -287,13 +278,6 @@ impl Config {
         if self.train.batch_size == 0 {
             return bad("train.batch_size", "must be at least 1".into());
         }
-        let method = self.cluster.method.split(':').next().unwrap_or("");
-        if !METHODS.contains(&method) {
-            return bad(
-                "cluster.method",
-                format!("'{}' is not one of {METHODS:?}", self.cluster.method),
-            );
-        }
         let n = (s / p) * (s / p);
         if self.cluster.k == 0 || self.cluster.k > n as usize {
             return bad(
@@ -367,5 +351,11 @@ mod tests {
         assert!(msg.contains("cluster.k") && msg.contains("k.toml"), "{msg}");
         let e = Config::from_toml_str("[train]\nlr = \"fast\"\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("t.toml"), "{e}");
+        let e = Config::from_toml_str("[cluster]\nmethod = \"kmean\"\n", Path::new("m.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("'kmean' is not a patch grouping") && msg.contains("m.toml"),
+            "{msg}"
+        );
     }
 }

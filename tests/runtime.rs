@@ -46,7 +46,7 @@ fn model_dir() -> &'static Path {
         save_model(dir.path(), &model, &cfg).unwrap();
         let meta = ModelMeta {
             embedder: EmbedderKind::MobileNetV2,
-            method: "kmeans".into(),
+            method: paca_fer::cluster::Method::KMeans.into(),
             k: 2,
             cluster_seed: 0,
             metrics: compute(&[0, 1], &[0, 1]),

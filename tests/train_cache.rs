@@ -183,7 +183,7 @@ fn cluster_cache_is_reused_and_notices_a_replaced_last_image() {
     let cache = tmp.path().join("cache");
     let pixels = Embedder::<Cpu>::load(EmbedderKind::Pixels, None, &Default::default()).unwrap();
     let cell = Cell {
-        method: "kmeans".into(),
+        method: Method::KMeans.into(),
         k: 4,
     };
 

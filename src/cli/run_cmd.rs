@@ -14,6 +14,7 @@ use paca_fer::backend::Cpu;
 use paca_fer::classify::Classifier;
 use paca_fer::config::Config;
 use paca_fer::face::FaceDetector;
+use paca_fer::model::Grouping;
 use paca_fer::pipeline::output::{OutputOptions, Outputs};
 use paca_fer::pipeline::results::percentile;
 use paca_fer::pipeline::source::{SourceOpener, input_opener};
@@ -75,12 +76,12 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn report(s: &RunSummary, dir: &Path, method: &str, k: usize, json: bool) -> Result<()> {
+fn report(s: &RunSummary, dir: &Path, method: &Grouping, k: usize, json: bool) -> Result<()> {
     let (p50, p95) = (percentile(&s.latencies, 0.5), percentile(&s.latencies, 0.95));
     if json {
         let mut v = serde_json::to_value(s)?;
         v["model"] = json!(dir.display().to_string());
-        v["method"] = json!(method);
+        v["method"] = json!(method.to_string());
         v["k"] = json!(k);
         v["latency_p50_ms"] = json!(p50);
         v["latency_p95_ms"] = json!(p95);

@@ -52,7 +52,7 @@ mod dbscan;
 mod gmm;
 mod gram;
 mod kmeans;
-mod linalg;
+pub(crate) mod linalg;
 pub mod metrics;
 mod spectral;
 
@@ -264,6 +264,19 @@ impl fmt::Display for Linkage {
             Linkage::Average => "average",
             Linkage::Complete => "complete",
         })
+    }
+}
+
+impl Method {
+    /// The method's name without parameters (`kmeans`, `agglomerative`, `spectral`, `gmm`, `dbscan`).
+    pub fn family(&self) -> &'static str {
+        match self {
+            Method::KMeans => "kmeans",
+            Method::Agglomerative(_) => "agglomerative",
+            Method::Spectral(_) => "spectral",
+            Method::Gmm => "gmm",
+            Method::Dbscan { .. } => "dbscan",
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::model::config::ModelConfig;
 use crate::model::embed::EmbedderKind;
 use crate::model::error::ModelError;
+use crate::model::grouping::Grouping;
 use crate::model::vit::{Vit, VitRecord};
 
 /// File name of the serialised [`ModelConfig`] inside a model folder.
@@ -42,8 +43,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> 
 pub struct ModelMeta {
     /// Patch embedder the model's inputs come from.
     pub embedder: EmbedderKind,
-    /// Clustering method (`none` = patch-to-patch, `learned` = soft assignment).
-    pub method: String,
+    /// How patches were grouped (`none` = patch-to-patch, `learned` = soft assignment, or a method).
+    pub method: Grouping,
     /// Clusters per image (slots, for DBSCAN).
     pub k: usize,
     /// Seed of clustering.

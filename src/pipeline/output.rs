@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::overlay::{FaceView, Hud, draw};
 use super::results::{FrameResult, FrameSink, RunStatus};
 use crate::labels::Emotion;
+use crate::model::Grouping;
 
 /// Settings of [`Outputs`].
 #[derive(Debug, Clone, Default)]
@@ -25,8 +26,8 @@ pub struct OutputOptions {
     pub show_clusters: bool,
     /// Crops are eye-levelled (so cluster tints follow the rotation).
     pub align: bool,
-    /// Method shown and written per frame.
-    pub method: String,
+    /// Patch grouping shown and written per frame.
+    pub method: Grouping,
     /// k shown and written per frame.
     pub k: usize,
 }
@@ -41,7 +42,7 @@ pub struct Outputs {
 }
 
 /// One frame as a JSON object (the `--jsonl` line format).
-pub fn frame_json(r: &FrameResult, method: &str, k: usize) -> Value {
+pub fn frame_json(r: &FrameResult, method: &Grouping, k: usize) -> Value {
     let faces: Vec<Value> = r
         .faces
         .iter()
@@ -65,7 +66,7 @@ pub fn frame_json(r: &FrameResult, method: &str, k: usize) -> Value {
         "t_ms": r.t_ms,
         "latency_ms": r.latency_ms,
         "faces": faces,
-        "method": method,
+        "method": method.to_string(),
         "k": k,
     })
 }
@@ -126,7 +127,7 @@ impl FrameSink for Outputs {
             .collect();
         let hud = Hud {
             fps: status.fps,
-            method: self.opts.method.clone(),
+            method: self.opts.method.to_string(),
             k: self.opts.k,
             dropped: status.dropped,
             alert: status.alert.clone(),

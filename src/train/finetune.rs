@@ -271,7 +271,7 @@ fn check_inputs(
 ) -> Result<()> {
     if cfg.needs_assignment() {
         bail!(
-            "fine-tuning needs a model without per-image hard clusters (method none or learned); \
+            "fine-tuning needs a model without per-image hard clusters (grouping none or learned); \
              this one uses hard patch-to-cluster attention"
         );
     }

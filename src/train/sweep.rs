@@ -4,16 +4,24 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, METHODS as KNOWN};
+use crate::config::ConfigError;
+use crate::model::Grouping;
 
-/// One cell of the sweep: a clustering method and its k.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One cell of the sweep: a patch grouping (clustering method) and its k.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cell {
-    /// Method name (`kmeans`, …, `none` for patch-to-patch, `learned` for soft assignment).
-    pub method: String,
+    /// How patches are grouped (`kmeans`, …, `none` for patch-to-patch, `learned` for soft assignment).
+    pub method: Grouping,
     /// Clusters per image (cluster slots for DBSCAN; ignored by `none`).
     pub k: usize,
+}
+
+impl Cell {
+    /// Folder and file name of the cell: `kmeans-k2`, `agglomerative_average-k4`, `none-k36`.
+    pub fn name(&self) -> String {
+        self.method.cell_name(self.k)
+    }
 }
 
 /// A parsed sweep file.
@@ -23,7 +31,7 @@ pub struct Sweep {
     /// Embedder for every cell.
     pub embedder: String,
     /// The grid's methods.
-    pub methods: Vec<String>,
+    pub methods: Vec<Grouping>,
     /// The grid's k values.
     pub ks: Vec<usize>,
     /// Cells beyond the grid.
@@ -48,14 +56,6 @@ impl Sweep {
             message: e.to_string().trim().replace('\n', " "),
         })?;
         for c in sweep.cells() {
-            let base = c.method.split(':').next().unwrap_or_default();
-            if !KNOWN.contains(&base) {
-                return Err(ConfigError::Value {
-                    path: path.to_path_buf(),
-                    key: "methods".into(),
-                    message: format!("'{}' is not one of {KNOWN:?}", c.method),
-                });
-            }
             if c.k == 0 || c.k > 36 {
                 return Err(ConfigError::Value {
                     path: path.to_path_buf(),
@@ -92,14 +92,14 @@ mod tests {
         assert_eq!(
             cells[0],
             Cell {
-                method: "kmeans".into(),
+                method: "kmeans".parse().unwrap(),
                 k: 2
             }
         );
         assert_eq!(
             cells[8],
             Cell {
-                method: "spectral".into(),
+                method: "spectral".parse().unwrap(),
                 k: 8
             }
         );
