@@ -4,7 +4,7 @@
 //! and what was expected.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The 6-byte magic string that starts every `.npy` file.
@@ -490,8 +490,6 @@ fn write_typed<T>(
     let unpadded = 8 + len_bytes + dict.len() + 1;
     let pad = (64 - unpadded % 64) % 64;
     let hlen = dict.len() + pad + 1;
-    let file = File::create(path).map_err(|e| io_err(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
     let mut head = Vec::with_capacity(8 + len_bytes + hlen);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&[version, 0]);
@@ -503,11 +501,16 @@ fn write_typed<T>(
     head.extend_from_slice(dict.as_bytes());
     head.extend(std::iter::repeat_n(b' ', pad));
     head.push(b'\n');
-    w.write_all(&head).map_err(|e| io_err(path, e))?;
-    for v in data {
-        w.write_all(&conv(v)).map_err(|e| io_err(path, e))?;
-    }
-    w.flush().map_err(|e| io_err(path, e))
+    // Whole or not at all: a cache read by another process (a sweep's shards on one file system)
+    // never sees a half-written array.
+    crate::files::write_atomic_with(path, |w| {
+        w.write_all(&head)?;
+        for v in data {
+            w.write_all(&conv(v))?;
+        }
+        Ok(())
+    })
+    .map_err(|e| io_err(path, e))
 }
 
 #[cfg(test)]
