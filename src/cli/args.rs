@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use paca_fer::model::Grouping;
+use paca_fer::sweep_results::Shard;
 
 /// paca-fer: facial-emotion recognition with patch-to-cluster attention.
 #[derive(Debug, Parser)]
@@ -38,8 +40,11 @@ pub enum Command {
     Eval(EvalArgs),
     /// Classify already-cropped face images.
     Predict(PredictArgs),
-    /// Choose method/k from sweep results, weighing accuracy against per-frame latency.
+    /// Choose the model to run from the shipped zoo (or a sweep), weighing accuracy against this machine's per-face cost.
     Select(SelectArgs),
+    /// Build a model zoo from a sweep's results: its models, one shared trunk, and a timed index.
+    #[command(subcommand)]
+    Zoo(ZooCommand),
     /// Stream camera frames or files through detection, clustering and the ViT, with an overlay.
     Run(RunArgs),
     /// Benchmarks behind the numbers in the README.
@@ -78,13 +83,17 @@ pub struct DataStatsArgs {
 
 /// `train` flags.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TrainArgs {
+    /// A step after training (`merge`); without one, `train` trains.
+    #[command(subcommand)]
+    pub action: Option<TrainAction>,
     /// Training data.
     #[command(flatten)]
-    pub source: DataSource,
+    pub source: Option<DataSource>,
     /// Clustering method for a single run: kmeans, agglomerative, spectral, gmm, dbscan, none (patch-to-patch), learned.
     #[arg(long)]
-    pub method: Option<String>,
+    pub method: Option<Grouping>,
     /// Clusters per image for a single run.
     #[arg(long)]
     pub k: Option<usize>,
@@ -115,9 +124,14 @@ pub struct TrainArgs {
     /// Few epochs on a subset: a smoke run of the whole grid in minutes.
     #[arg(long)]
     pub quick: bool,
-    /// Continue from the last checkpoint of this run.
+    /// Continue from the last checkpoint of this run: finished cells are skipped, an unfinished one
+    /// continues from its last epoch (options must match the checkpoint's).
     #[arg(long)]
     pub resume: bool,
+    /// Train only every N-th cell of the sweep, starting at cell I (0-based, e.g. a Slurm array's
+    /// task id); results go to `<out>/<run>/shard-I-of-N/`, joined by `train merge`.
+    #[arg(long, value_name = "I/N", requires = "sweep")]
+    pub shard: Option<Shard>,
     /// Where results tables and plots go.
     #[arg(long, default_value = "train/results", value_name = "DIR")]
     pub out: PathBuf,
@@ -127,6 +141,45 @@ pub struct TrainArgs {
     /// Compute device: cpu, or cuda (needs the `cuda` build feature and an NVIDIA driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// `zoo` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ZooCommand {
+    /// Copy a sweep's models into a zoo folder, store their trunk once, time each here, write index.{json,md}.
+    Build(ZooBuildArgs),
+}
+
+/// `zoo build` arguments.
+#[derive(Debug, Args)]
+pub struct ZooBuildArgs {
+    /// The sweep's results.json (e.g. train/results/zoo/ferplus-mobilenet_v2/results.json).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+    /// The zoo folder to write.
+    #[arg(long, default_value = "models/zoo", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Timed runs per model (the index keeps the median).
+    #[arg(long, default_value_t = 15)]
+    pub runs: usize,
+}
+
+/// What `train` can do besides training.
+#[derive(Debug, Subcommand)]
+pub enum TrainAction {
+    /// Merge the results of a sweep's shards (`train --shard I/N`) into the table one unsharded run writes.
+    Merge(MergeArgs),
+}
+
+/// `train merge` arguments.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results folders (`<out>/<run>/shard-I-of-N`), every shard of the sweep once.
+    #[arg(required = true, value_name = "DIR")]
+    pub shards: Vec<PathBuf>,
+    /// Folder for the merged results.{json,csv,md} and figures (default: the folder holding the first shard).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `finetune` flags.
@@ -243,9 +296,12 @@ pub struct PredictArgs {
 /// `select` flags.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
-    /// Sweep results (results.json written by `train --sweep`).
-    #[arg(long, value_name = "FILE")]
+    /// Choose among a sweep's models (its results.json) instead of the shipped zoo.
+    #[arg(long, value_name = "FILE", conflicts_with = "zoo")]
     pub results: Option<PathBuf>,
+    /// Choose among the models of this zoo folder (default: the shipped models/zoo).
+    #[arg(long, value_name = "DIR")]
+    pub zoo: Option<PathBuf>,
     /// Per-frame latency budget in milliseconds (default: run.budget_ms).
     #[arg(long)]
     pub budget_ms: Option<f64>,
@@ -276,7 +332,7 @@ pub struct RunArgs {
     pub zoom_tta: Option<bool>,
     /// Override the selected clustering method.
     #[arg(long)]
-    pub method: Option<String>,
+    pub method: Option<Grouping>,
     /// Override the selected k.
     #[arg(long)]
     pub k: Option<usize>,

@@ -92,6 +92,7 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
         cache_dir: Default::default(),
         max_train: None,
         cluster_seed: 0,
+        shard: None,
     };
     let k = config.cluster.k;
     let cfg = model_config(&spec_shape, embedder.feat_dim(), &config.cluster.method, k);

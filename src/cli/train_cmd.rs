@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::args::TrainArgs;
+use super::args::{MergeArgs, TrainAction, TrainArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
 use paca_fer::backend::{DeviceChoice, choose_device};
 use paca_fer::config::Config;
 use paca_fer::model::embed::EmbedderKind;
-use paca_fer::train::run::{RunSpec, run_cells, splits_of};
+use paca_fer::train::run::{RunSpec, merge_shards, run_cells, splits_of};
 use paca_fer::train::sweep::{Cell, Sweep};
 use paca_fer::train::trainer::TrainOptions;
 
@@ -20,7 +20,14 @@ pub const MOBILENET_WEIGHTS: &str = "models/embedders/mobilenet_v2_imagenet_torc
 
 /// Runs `train`.
 pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
-    let ds = open_dataset(&a.source, config)?;
+    if let Some(TrainAction::Merge(m)) = &a.action {
+        return merge(m, json);
+    }
+    let source = a
+        .source
+        .as_ref()
+        .context("train needs --data DIR (or a step: `train merge DIR...`)")?;
+    let ds = open_dataset(source, config)?;
     let (cells, embedder_name) = match &a.sweep {
         Some(p) => {
             let s = Sweep::load(p)?;
@@ -87,6 +94,7 @@ pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
         cache_dir: PathBuf::from("train/cache"),
         max_train,
         cluster_seed: config.train.seed,
+        shard: a.shard,
     };
     let split = splits_of(
         &ds,
@@ -105,12 +113,37 @@ pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
     };
-    let out = spec.out_dir.join(&spec.name);
+    let out = spec.results_dir();
     if json {
         print_json(&json!({ "run": spec.name, "results": out.join("results.json"), "cells": results }))?;
     } else {
         let md = std::fs::read_to_string(out.join("results.md")).unwrap_or_default();
         println!("{md}\nwritten: {}/results.{{json,csv,md}}", out.display());
+    }
+    Ok(())
+}
+
+/// Runs `train merge`: the shards' tables joined into one, written beside them unless `--out` says.
+fn merge(m: &MergeArgs, json: bool) -> Result<()> {
+    let out = match &m.out {
+        Some(o) => o.clone(),
+        None => m.shards[0]
+            .parent()
+            .map(Path::to_path_buf)
+            .context("--out is needed when the first shard folder has no parent")?,
+    };
+    let merged = merge_shards(&m.shards, &out)?;
+    if json {
+        print_json(
+            &json!({ "run": merged.run, "results": out.join("results.json"), "cells": merged.cells }),
+        )?;
+    } else {
+        let md = std::fs::read_to_string(out.join("results.md")).unwrap_or_default();
+        println!(
+            "{md}\nmerged {} shards: {}/results.{{json,csv,md}}",
+            m.shards.len(),
+            out.display()
+        );
     }
     Ok(())
 }

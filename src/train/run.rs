@@ -12,21 +12,21 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::cache_key;
 use super::sweep::Cell;
 use super::trainer::{self, SplitData, TrainOptions};
-use crate::cluster::{ClusterSpec, Method, cluster_batch};
+use super::{cache_key, checkpoint};
+use crate::cluster::{ClusterSpec, cluster_batch};
 use crate::data::{Dataset, Sample, balanced_split, load_faces};
 use crate::model::embed::{Embedder, EmbedderKind, embed_faces};
-use crate::model::{Assignment, AttentionKind, ModelConfig, ModelMeta, Pooling};
+use crate::model::{Grouping, ModelConfig, ModelMeta, Pooling};
 use crate::npy;
 use crate::patch::NUM_PATCHES;
-use crate::sweep_results::{self as results, CellResult};
+use crate::sweep_results::{self as results, CellResult, Results, Shard};
 
 /// Everything a training run needs besides the cells.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    /// Run name: folders `train/runs/<name>`, `<out>/<name>`, `<models>/<name>`.
+    /// Run name: folders `<out>/<name>`, `<models>/<name>` (and checkpoints under `train/runs/train/`).
     pub name: String,
     /// Patch embedder.
     pub embedder: EmbedderKind,
@@ -52,6 +52,19 @@ pub struct RunSpec {
     pub max_train: Option<usize>,
     /// Seed of clustering.
     pub cluster_seed: u64,
+    /// Train only this part of the cells (`--shard I/N`); results go to `<out>/<name>/shard-I-of-N`.
+    pub shard: Option<Shard>,
+}
+
+impl RunSpec {
+    /// Folder of this run's results tables: `<out>/<name>`, or the shard's folder inside it.
+    pub fn results_dir(&self) -> PathBuf {
+        let dir = self.out_dir.join(&self.name);
+        match self.shard {
+            Some(s) => dir.join(s.folder()),
+            None => dir,
+        }
+    }
 }
 
 /// The train and evaluation splits of a dataset as labelled samples.
@@ -165,12 +178,11 @@ pub fn clusters_for(
 ) -> Result<(Vec<u32>, usize, f64)> {
     let (feats, dim) = (&features.features[..], features.dim);
     let n = feats.len() / (NUM_PATCHES * dim);
-    let key = cache_key::clusters_key(&features.key, n, dim, &cell.method, cell.k, seed);
-    let lpath = cache_dir.join(format!(
-        "clusters-{}-k{}-{key}.npy",
-        cell.method.replace(':', "_"),
-        cell.k
-    ));
+    let Grouping::Clustered(method) = &cell.method else {
+        bail!("{} has no per-image clusters", cell.method);
+    };
+    let key = cache_key::clusters_key(&features.key, n, dim, &cell.method.to_string(), cell.k, seed);
+    let lpath = cache_dir.join(format!("clusters-{}-{key}.npy", cell.name()));
     let spath = lpath.with_extension("seconds");
     if let (Ok((shape, l)), Ok(s)) = (npy::read_i32(&lpath), std::fs::read_to_string(&spath))
         && shape == [n, NUM_PATCHES]
@@ -179,12 +191,8 @@ pub fn clusters_for(
         let m = (labels.iter().copied().max().unwrap_or(0) as usize + 1).max(cell.k);
         return Ok((labels, m, s.trim().parse().unwrap_or(f64::NAN)));
     }
-    let method: Method = cell
-        .method
-        .parse()
-        .map_err(|e| anyhow::anyhow!("method '{}': {e}", cell.method))?;
     let spec = ClusterSpec {
-        method,
+        method: method.clone(),
         k: cell.k,
         seed,
     };
@@ -211,28 +219,19 @@ pub fn clusters_for(
 }
 
 /// The model configuration of a cell.
-pub fn model_config(spec: &RunSpec, in_dim: usize, method: &str, m: usize) -> ModelConfig {
-    let attention = match method {
-        "none" => AttentionKind::PatchToPatch,
-        "learned" => AttentionKind::PatchToCluster {
-            clusters: m,
-            assignment: Assignment::Soft,
-        },
-        _ => AttentionKind::PatchToCluster {
-            clusters: m,
-            assignment: Assignment::Hard,
-        },
-    };
+pub fn model_config(spec: &RunSpec, in_dim: usize, grouping: &Grouping, m: usize) -> ModelConfig {
     ModelConfig::new(in_dim)
         .with_d_model(spec.d_model)
         .with_heads(spec.heads)
         .with_depth(spec.depth)
         .with_mlp_ratio(spec.mlp_ratio)
-        .with_attention(attention)
+        .with_attention(grouping.attention(m))
         .with_pooling(Pooling::Mean)
 }
 
-/// Trains every cell on the dataset, writing results after each so a killed sweep keeps finished cells.
+/// Trains every cell on the dataset (those of `spec.shard` when set), writing results after each so a
+/// killed sweep keeps finished cells; with `spec.train.resume` finished cells are skipped and an
+/// unfinished one continues from its last epoch checkpoint.
 pub fn run_cells<B: AutodiffBackend>(
     spec: &RunSpec,
     ds: &Dataset,
@@ -256,15 +255,30 @@ pub fn run_cells<B: AutodiffBackend>(
     let progress = spec.train.progress;
     let tr = features_for(&train_s, &embedder, &spec.cache_dir, &inner, progress)?;
     let ev = features_for(&eval_s, &embedder, &spec.cache_dir, &inner, progress)?;
-    let out_dir = spec.out_dir.join(&spec.name);
+    let out_dir = spec.results_dir();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut done = if spec.train.resume {
         results::read(&out_dir).unwrap_or_default()
     } else {
         vec![]
     };
+    let sweep: Vec<String> = cells.iter().map(Cell::name).collect();
+    let mine: Vec<&Cell> = cells
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| spec.shard.is_none_or(|s| s.holds(*i)))
+        .map(|(_, c)| c)
+        .collect();
+    if let Some(s) = spec.shard {
+        log::info!(
+            "shard {s}: {} of the sweep's {} cells ({})",
+            mine.len(),
+            cells.len(),
+            mine.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+        );
+    }
 
-    for cell in cells {
+    for cell in mine {
         if done
             .iter()
             .any(|r| r.method == cell.method && r.k == cell.k && r.epochs == spec.train.epochs)
@@ -273,22 +287,13 @@ pub fn run_cells<B: AutodiffBackend>(
             continue;
         }
         log::info!("cell {} k={}", cell.method, cell.k);
-        let hard = !matches!(cell.method.as_str(), "none" | "learned");
+        let hard = cell.method.is_clustered();
         let (tr_c, ev_c, m, cluster_s) = if hard {
             let (a, m1, s1) = clusters_for(&tr, cell, spec.cluster_seed, &spec.cache_dir)?;
             let (b, m2, s2) = clusters_for(&ev, cell, spec.cluster_seed, &spec.cache_dir)?;
             (Some(a), Some(b), m1.max(m2), s1 + s2)
         } else {
-            (
-                None,
-                None,
-                if cell.method == "none" {
-                    NUM_PATCHES
-                } else {
-                    cell.k
-                },
-                0.0,
-            )
+            (None, None, cell.method.slots(cell.k), 0.0)
         };
         let n_clustered = tr.len() + ev.len();
         let train = SplitData {
@@ -304,9 +309,14 @@ pub fn run_cells<B: AutodiffBackend>(
             targets: ev.targets.clone(),
         };
         let cfg = model_config(spec, dim, &cell.method, m);
-        let cell_name = format!("{}-k{}", cell.method.replace(':', "_"), cell.k);
+        let cell_name = cell.name();
         let mut opts = spec.train.clone();
-        opts.checkpoint_dir = PathBuf::from("train/runs").join(&spec.name).join(&cell_name);
+        opts.checkpoint_dir = checkpoint::run_root(Path::new("train/runs/train"), &out_dir).join(&cell_name);
+        checkpoint::bind_options(
+            &opts.checkpoint_dir,
+            &cell_options(spec, &cfg, &tr, cell),
+            opts.resume,
+        )?;
         let (model, outcome) = trainer::train::<B>(&cfg, &train, &eval, &opts, device)?;
         let model_dir = spec.models_dir.join(&spec.name).join(&cell_name);
         let meta = ModelMeta {
@@ -355,13 +365,71 @@ pub fn run_cells<B: AutodiffBackend>(
         );
         done.retain(|x| !(x.method == r.method && x.k == r.k));
         done.push(r);
-        results::write(&out_dir, &spec.name, spec.embedder, &done)?;
+        results::write(
+            &out_dir,
+            &Results {
+                run: spec.name.clone(),
+                embedder: spec.embedder,
+                sweep: sweep.clone(),
+                shard: spec.shard,
+                cells: done.clone(),
+            },
+        )?;
     }
     if done.is_empty() {
         bail!("no cell was trained");
     }
-    write_plots(&out_dir, &done, &ev.features, dim, cells, spec.cluster_seed);
+    write_plots(
+        &out_dir,
+        &done,
+        Some((&ev.features, dim)),
+        cells,
+        spec.cluster_seed,
+    );
     Ok(done)
+}
+
+/// Merges the results folders of a sweep's shards (`train merge`) into `out`: the tables one
+/// unsharded run writes ([`results::merge`]) and the figures that need no features (the PCA
+/// scatter needs the evaluation features; each shard's folder keeps its own).
+pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Results> {
+    let parts = dirs
+        .iter()
+        .map(|d| Ok((d.clone(), results::read_file(&d.join("results.json"))?)))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = results::merge(&parts)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    results::write(out, &merged)?;
+    write_plots(out, &merged.cells, None, &[], 0);
+    Ok(merged)
+}
+
+/// What a cell's checkpoint must have been trained with to be resumed (see
+/// [`checkpoint::bind_options`]): the optimisation, the model, and the features' content key.
+fn cell_options(
+    spec: &RunSpec,
+    cfg: &ModelConfig,
+    features: &Features,
+    cell: &Cell,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let t = &spec.train;
+    [
+        ("--epochs", serde_json::json!(t.epochs)),
+        ("--batch-size", serde_json::json!(t.batch_size)),
+        ("--lr", serde_json::json!(t.lr)),
+        ("--seed", serde_json::json!(t.seed)),
+        ("train.label_smoothing", serde_json::json!(t.label_smoothing)),
+        (
+            "train.lr_schedule",
+            serde_json::json!(if t.cosine { "cosine" } else { "constant" }),
+        ),
+        ("model", serde_json::to_value(cfg).unwrap_or_default()),
+        ("features", serde_json::json!(features.key)),
+        ("cell", serde_json::json!(cell.name())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// Writes the sweep's figures next to its results: accuracy heat-map, accuracy vs per-frame runtime
@@ -370,8 +438,7 @@ pub fn run_cells<B: AutodiffBackend>(
 fn write_plots(
     out_dir: &Path,
     done: &[CellResult],
-    eval_features: &[f32],
-    dim: usize,
+    eval_features: Option<(&[f32], usize)>,
     cells: &[Cell],
     seed: u64,
 ) {
@@ -382,13 +449,13 @@ fn write_plots(
     if let Err(e) = plots::pareto_plot(done, &out_dir.join("accuracy_vs_runtime.png")) {
         log::warn!("{e:#}");
     }
+    let Some((eval_features, dim)) = eval_features else {
+        return;
+    };
     let face = &eval_features[..(NUM_PATCHES * dim).min(eval_features.len())];
     let mut labelings = Vec::new();
-    for c in cells
-        .iter()
-        .filter(|c| !matches!(c.method.as_str(), "none" | "learned"))
-    {
-        let Ok(method) = c.method.parse::<Method>() else {
+    for c in cells {
+        let Some(method) = c.method.method().cloned() else {
             continue;
         };
         if let Ok(r) = crate::cluster::cluster(face, NUM_PATCHES, dim, &ClusterSpec { method, k: c.k, seed })
