@@ -7,9 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ClusterSpec, Method, cluster};
+use crate::cluster::{ClusterSpec, cluster};
 use crate::labels::{Emotion, NUM_CLASSES};
 use crate::model::embed::{Embedder, EmbedderKind, FINETUNED_EMBEDDER_FILE, embed_faces};
 use crate::model::{META_FILE, ModelConfig, ModelMeta, Vit, hard_assignment, load_model};
@@ -30,7 +30,7 @@ pub struct Prediction {
 }
 
 /// Time spent per stage of one [`Classifier::classify_timed`] call, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageTimes {
     /// Patch embedding.
     pub embed: f64,
@@ -53,8 +53,8 @@ pub struct Classifier<B: Backend> {
     device: B::Device,
 }
 
-/// Finds the embedder weights for a model folder: beside the model, where training found them, or in
-/// the shipped `models/embedders/`.
+/// Finds the embedder weights for a model folder: in it, beside it (a zoo's shared trunk), where
+/// training found them, or in the shipped `models/embedders/`.
 fn find_weights(dir: &Path, meta: &ModelMeta) -> Option<PathBuf> {
     let file = meta
         .embedder_weights
@@ -62,6 +62,7 @@ fn find_weights(dir: &Path, meta: &ModelMeta) -> Option<PathBuf> {
         .and_then(|p| Path::new(p).file_name().map(|f| f.to_os_string()))?;
     let mut candidates = vec![
         dir.join(&file),
+        dir.join("..").join(&file),
         dir.join("../embedders").join(&file),
         dir.join("../../embedders").join(&file),
     ];
@@ -89,8 +90,15 @@ impl<B: Backend> Classifier<B> {
         let weights = if meta.embedder == EmbedderKind::Pixels {
             None
         } else if finetuned {
-            // Fine-tuned with the model (`paca-fer finetune`): the trunk lives in the folder.
-            Some(dir.join(FINETUNED_EMBEDDER_FILE))
+            // Fine-tuned with the model (`paca-fer finetune`): the trunk lives in the folder, or
+            // beside it when several models share it (the zoo, `models/zoo/embedder.mpk`).
+            let own = dir.join(FINETUNED_EMBEDDER_FILE);
+            let shared = dir.join("..").join(FINETUNED_EMBEDDER_FILE);
+            Some(if !own.is_file() && shared.is_file() {
+                shared
+            } else {
+                own
+            })
         } else {
             Some(find_weights(dir, &meta).with_context(|| {
                 format!(
@@ -111,10 +119,14 @@ impl<B: Backend> Classifier<B> {
             );
         }
         let spec = if config.needs_assignment() {
-            let method: Method = meta
-                .method
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{}: method: {e}", meta_path.display()))?;
+            let method = meta.method.method().cloned().with_context(|| {
+                format!(
+                    "{}: method {} has no per-image clusters, but {} expects them",
+                    meta_path.display(),
+                    meta.method,
+                    dir.join(crate::model::CONFIG_FILE).display()
+                )
+            })?;
             Some(ClusterSpec {
                 method,
                 k: meta.k,

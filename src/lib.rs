@@ -22,3 +22,4 @@ pub mod select;
 mod shared_data;
 pub mod sweep_results;
 pub mod train;
+pub mod zoo;

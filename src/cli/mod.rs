@@ -10,6 +10,7 @@ mod infer_cmd;
 mod run_cmd;
 mod select_cmd;
 mod train_cmd;
+mod zoo_cmd;
 
 pub use args::{Cli, Command};
 
@@ -47,6 +48,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Select(a) => select_cmd::run(a, &config, cli.json),
         Command::Run(a) => run_cmd::run(a, &config, cli.json),
         Command::Bench(a) => bench_cmd::run(a, &config, cli.json),
+        Command::Zoo(a) => zoo_cmd::run(a, cli.json),
     }
 }
 

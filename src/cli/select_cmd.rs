@@ -1,36 +1,51 @@
-//! `paca-fer select`: pick method/k from the sweep's results for this machine's frame budget.
+//! `paca-fer select`: which model the runtime would run on this machine, and why.
 
 use anyhow::Result;
 
 use super::args::SelectArgs;
 use super::print_json;
 use paca_fer::config::Config;
-use paca_fer::select::{results_path, select};
+use paca_fer::select::{Source, select};
 
 /// Runs `select`.
 pub fn run(a: &SelectArgs, config: &Config, json: bool) -> Result<()> {
-    let path = results_path(&a.results)?;
+    let source = match (&a.results, &a.zoo) {
+        (Some(r), _) => Source::Results(r.clone()),
+        (None, Some(z)) => Source::Zoo(z.clone()),
+        (None, None) => Source::shipped_zoo(),
+    };
     let budget = a.budget_ms.unwrap_or(config.run.budget_ms);
-    let s = select(&path, budget, config.run.latency_weight, true)?;
+    let s = select(&source, budget, config.run.latency_weight, true)?;
     if json {
-        print_json(&serde_json::to_value(&s)?)?;
-    } else {
-        println!("{}", s.reason);
+        return print_json(&serde_json::to_value(&s)?);
+    }
+    println!("{}: {}", s.chosen.model_dir.display(), s.reason);
+    println!(
+        "{:<22} {:>9} {:>9} {:>9}  from {}",
+        "model",
+        "accuracy",
+        "macro-F1",
+        "ms/face",
+        s.source.display()
+    );
+    for c in &s.candidates {
+        let note = match (c.available, c.measured) {
+            (false, _) => " (not here)",
+            (true, false) => " (recorded)",
+            (true, true) => "",
+        };
         println!(
-            "{:<14} {:>3} {:>9} {:>9} {:>11}",
-            "method", "k", "accuracy", "macro-F1", "ms/face"
+            "{:<22} {:>8.2}% {:>9.3} {:>9.2}{note}{}",
+            c.name,
+            c.accuracy * 100.0,
+            c.macro_f1,
+            c.latency_ms,
+            if c.name == s.chosen.name {
+                "  <- chosen"
+            } else {
+                ""
+            }
         );
-        for c in &s.candidates {
-            println!(
-                "{:<14} {:>3} {:>8.2}% {:>9.3} {:>10.2}{}",
-                c.method,
-                c.k,
-                c.accuracy * 100.0,
-                c.macro_f1,
-                c.latency_ms,
-                if c.measured { "" } else { " (from file)" }
-            );
-        }
     }
     Ok(())
 }

@@ -1,0 +1,231 @@
+//! The model zoo (`models/zoo/`): one model folder per product-sweep cell, all sharing one trunk
+//! file, and an index (accuracy, macro-F1, per-stage cost of a face) that `select` and `run`
+//! choose from.
+//!
+//! ```text
+//! models/zoo/index.json            what follows, as data
+//! models/zoo/index.md              the same as a table
+//! models/zoo/embedder.mpk          the shared trunk (here the fine-tuned MobileNetV2)
+//! models/zoo/<cell>/{config.json, model.mpk, meta.json}
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Cpu;
+use crate::classify::{Classifier, StageTimes};
+use crate::model::{CONFIG_FILE, Grouping, MODEL_FILE, ModelMeta};
+use crate::sweep_results::read_file;
+
+/// Where the zoo ships, relative to the repository root.
+pub const ZOO_DIR: &str = "models/zoo";
+/// The zoo's index file.
+pub const INDEX_FILE: &str = "index.json";
+
+/// The zoo's index: every model in it and what it costs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZooIndex {
+    /// The sweep results the zoo was built from.
+    pub source: String,
+    /// Where the stage costs were measured (CPU model and cores).
+    pub timed_on: String,
+    /// The models, in sweep order.
+    pub entries: Vec<ZooEntry>,
+}
+
+/// One model of the zoo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZooEntry {
+    /// Cell name and folder inside the zoo (`kmeans-k4`).
+    pub name: String,
+    /// How patches are grouped.
+    pub method: Grouping,
+    /// k.
+    pub k: usize,
+    /// Accuracy on the evaluation split.
+    pub accuracy: f64,
+    /// Macro-F1 on the evaluation split.
+    pub macro_f1: f64,
+    /// Faces in the evaluation split (the standard error of `accuracy` follows from it).
+    pub eval_images: usize,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Median cost of one face per stage, in milliseconds, measured when the zoo was built.
+    pub stage_ms: StageTimes,
+}
+
+impl ZooIndex {
+    /// Reads `<dir>/index.json`.
+    pub fn load(dir: &Path) -> Result<ZooIndex> {
+        let path = dir.join(INDEX_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a model zoo index", path.display()))
+    }
+}
+
+/// A description of this machine's CPU for timing records: model name and logical cores.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} logical cores")
+}
+
+/// Median per-stage cost of classifying one face with the model in `dir` on this machine (one
+/// face a call, as the live runtime does; the folder's test-time views off, as live runs have them).
+pub fn time_stages(dir: &Path, runs: usize) -> Result<StageTimes> {
+    let mut clf = Classifier::<Cpu>::load(dir, &Default::default())?;
+    clf.set_live_tta(false, None, None);
+    // A face-like test card: smooth gradients and an edge, so clustering has structure to find.
+    let face = RgbImage::from_fn(96, 96, |x, y| {
+        let v = if (x as i32 - 48).pow(2) + (y as i32 - 44).pow(2) < 900 {
+            180
+        } else {
+            60
+        };
+        image::Rgb([(v + x) as u8, (v + y / 2) as u8, v as u8])
+    });
+    clf.classify_timed(std::slice::from_ref(&face))?; // warm-up
+    let mut all: Vec<StageTimes> = (0..runs.max(1))
+        .map(|_| clf.classify_timed(std::slice::from_ref(&face)).map(|(_, t)| t))
+        .collect::<Result<_>>()?;
+    let median = |f: fn(&StageTimes) -> f64, all: &mut Vec<StageTimes>| {
+        all.sort_by(|a, b| f(a).total_cmp(&f(b)));
+        f(&all[all.len() / 2])
+    };
+    Ok(StageTimes {
+        embed: median(|t| t.embed, &mut all),
+        cluster: median(|t| t.cluster, &mut all),
+        model: median(|t| t.model, &mut all),
+    })
+}
+
+/// Builds a zoo in `out` from a sweep's `results.json`: copies every cell's model folder that
+/// exists, stores the trunk the cells were trained on once as `out/embedder.mpk` (every cell must
+/// name the same trunk file; `pixels` models have none), times each model here, and writes the
+/// index. Cells without a model folder are skipped with a warning.
+pub fn build(results: &Path, out: &Path, timing_runs: usize) -> Result<ZooIndex> {
+    let r = read_file(results)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // The trunk file of the first model; every other model must name the same one (`None`: an
+    // embedder without weights, `pixels`).
+    let mut trunk: Option<Option<PathBuf>> = None;
+    let mut entries = Vec::new();
+    for c in &r.cells {
+        let src = Path::new(&c.model_dir);
+        if !src.join(MODEL_FILE).is_file() {
+            log::warn!(
+                "{}: no model folder at {}, left out of the zoo",
+                c.name(),
+                src.display()
+            );
+            continue;
+        }
+        let mut meta = ModelMeta::load(src)?;
+        let weights = meta.embedder_weights.as_ref().map(PathBuf::from);
+        match &trunk {
+            None => {
+                if let Some(w) = &weights {
+                    let bytes = std::fs::read(w).with_context(|| format!("reading {}", w.display()))?;
+                    crate::files::write_atomic(&out.join(file_name(w)?), &bytes)?;
+                }
+                trunk = Some(weights.clone());
+            }
+            Some(t) if t != &weights => bail!(
+                "{}: trained on {:?}, but the zoo's other models on {:?}; a zoo shares one trunk",
+                src.display(),
+                weights,
+                t
+            ),
+            Some(_) => {}
+        }
+        if let Some(w) = &weights {
+            // The shared copy beside the model folders (looked up in the folder's parent).
+            meta.embedder_weights = Some(file_name(w)?);
+        }
+        let name = c.name();
+        let dst = out.join(&name);
+        std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
+        for f in [CONFIG_FILE, MODEL_FILE] {
+            let bytes =
+                std::fs::read(src.join(f)).with_context(|| format!("reading {}", src.join(f).display()))?;
+            crate::files::write_atomic(&dst.join(f), &bytes)?;
+        }
+        meta.save(&dst)?;
+        let stage_ms = time_stages(&dst, timing_runs)?;
+        log::info!(
+            "{name}: {:.2} % accuracy, {:.2} ms a face",
+            c.accuracy * 100.0,
+            stage_ms.embed + stage_ms.cluster + stage_ms.model
+        );
+        entries.push(ZooEntry {
+            name,
+            method: c.method.clone(),
+            k: c.k,
+            accuracy: c.accuracy,
+            macro_f1: c.macro_f1,
+            eval_images: c.eval_images,
+            epochs: c.epochs,
+            stage_ms,
+        });
+    }
+    if entries.is_empty() {
+        bail!("{}: none of its cells has a model folder here", results.display());
+    }
+    let index = ZooIndex {
+        source: results.display().to_string(),
+        timed_on: machine(),
+        entries,
+    };
+    crate::files::write_atomic(
+        &out.join(INDEX_FILE),
+        serde_json::to_string_pretty(&index)?.as_bytes(),
+    )?;
+    crate::files::write_atomic(&out.join("index.md"), markdown(&index).as_bytes())?;
+    Ok(index)
+}
+
+/// The file name of a trunk path, which its copy in the zoo keeps (`embedder.mpk`, `….safetensors`).
+fn file_name(path: &Path) -> Result<String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .with_context(|| format!("{}: not a file name", path.display()))
+}
+
+/// The index as a markdown table.
+pub fn markdown(index: &ZooIndex) -> String {
+    let mut s = format!(
+        "# Model zoo\n\nBuilt from `{}`; stage costs are medians for one face, measured on {}.\n\n",
+        index.source, index.timed_on
+    );
+    s.push_str("| model | accuracy | macro-F1 | epochs | embed ms | cluster ms | ViT ms | total ms |\n");
+    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for e in &index.entries {
+        let t = &e.stage_ms;
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} % | {:.3} | {} | {:.2} | {:.3} | {:.2} | {:.2} |",
+            e.name,
+            e.accuracy * 100.0,
+            e.macro_f1,
+            e.epochs,
+            t.embed,
+            t.cluster,
+            t.model,
+            t.embed + t.cluster + t.model
+        );
+    }
+    s
+}
