@@ -13,23 +13,14 @@ use crate::classify::DEFAULT_MODEL;
 use crate::config::Config;
 use crate::model::{Grouping, MODEL_FILE};
 use crate::sweep_results::read_file;
-use crate::zoo::{ZOO_DIR, ZooIndex, time_stages};
+use crate::zoo::{Trained, ZOO_DIR, ZooIndex, time_stages};
 
 /// One model that could run, with its cost measured (or read) for it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
-    /// Cell name (`kmeans-k4`).
-    pub name: String,
-    /// How patches are grouped.
-    pub method: Grouping,
-    /// k.
-    pub k: usize,
-    /// Accuracy on the evaluation split.
-    pub accuracy: f64,
-    /// Macro-F1 on the evaluation split.
-    pub macro_f1: f64,
-    /// Faces in the evaluation split.
-    pub eval_images: usize,
+    /// Which model and how it scored.
+    #[serde(flatten)]
+    pub trained: Trained,
     /// Per-face cost of embedding + clustering + ViT, in milliseconds.
     pub latency_ms: f64,
     /// Whether the cost was measured on this machine now (else read from the index or results).
@@ -88,27 +79,13 @@ impl Source {
 
 /// The candidates of `source` in its order, their costs as recorded there.
 pub fn candidates(source: &Source) -> Result<Vec<Candidate>> {
-    let cand = |name: String,
-                method: Grouping,
-                k,
-                accuracy,
-                macro_f1,
-                eval_images,
-                latency_ms,
-                model_dir: PathBuf| {
-        Candidate {
-            available: model_dir.join(MODEL_FILE).is_file(),
-            name,
-            method,
-            k,
-            accuracy,
-            macro_f1,
-            eval_images,
-            latency_ms,
-            measured: false,
-            score: 0.0,
-            model_dir,
-        }
+    let cand = |trained: Trained, latency_ms: f64, model_dir: PathBuf| Candidate {
+        available: model_dir.join(MODEL_FILE).is_file(),
+        trained,
+        latency_ms,
+        measured: false,
+        score: 0.0,
+        model_dir,
     };
     let list: Vec<Candidate> = match source {
         Source::Zoo(dir) => ZooIndex::load(dir)?
@@ -116,35 +93,16 @@ pub fn candidates(source: &Source) -> Result<Vec<Candidate>> {
             .into_iter()
             .map(|e| {
                 let t = e.stage_ms;
-                let dir = dir.join(&e.name);
-                cand(
-                    e.name,
-                    e.method,
-                    e.k,
-                    e.accuracy,
-                    e.macro_f1,
-                    e.eval_images,
-                    t.embed + t.cluster + t.model,
-                    dir,
-                )
+                let folder = dir.join(&e.trained.name);
+                cand(e.trained, t.embed + t.cluster + t.model, folder)
             })
             .collect(),
         Source::Results(path) => read_file(path)?
             .cells
-            .into_iter()
+            .iter()
             .map(|c| {
                 let latency = c.cluster_us_per_image / 1e3 + c.model_ms_per_image;
-                let dir = PathBuf::from(&c.model_dir);
-                cand(
-                    c.name(),
-                    c.method,
-                    c.k,
-                    c.accuracy,
-                    c.macro_f1,
-                    c.eval_images,
-                    latency,
-                    dir,
-                )
+                cand(Trained::of(c), latency, PathBuf::from(&c.model_dir))
             })
             .collect(),
     };
@@ -174,13 +132,13 @@ pub fn choose(
     source: &Path,
 ) -> Result<Selection> {
     for c in &mut cands {
-        c.score = c.accuracy - latency_weight * c.latency_ms;
+        c.score = c.trained.accuracy - latency_weight * c.latency_ms;
     }
     let order = |a: &Candidate, b: &Candidate| {
         b.score
             .total_cmp(&a.score)
             .then(a.latency_ms.total_cmp(&b.latency_ms))
-            .then(a.name.cmp(&b.name))
+            .then(a.trained.name.cmp(&b.trained.name))
     };
     cands.sort_by(order);
     let here: Vec<&Candidate> = cands.iter().filter(|c| c.available).collect();
@@ -203,15 +161,15 @@ pub fn choose(
         .collect();
     let (chosen, tie_margin, reason) = match fit.first() {
         Some(best) => {
-            let margin = standard_error(best.accuracy, best.eval_images);
+            let margin = standard_error(best.trained.accuracy, best.trained.eval_images);
             let chosen = fit
                 .iter()
                 .filter(|c| c.score >= best.score - margin)
                 .min_by(|a, b| {
                     a.latency_ms
                         .total_cmp(&b.latency_ms)
-                        .then(b.accuracy.total_cmp(&a.accuracy))
-                        .then(a.name.cmp(&b.name))
+                        .then(b.trained.accuracy.total_cmp(&a.trained.accuracy))
+                        .then(a.trained.name.cmp(&b.trained.name))
                 })
                 .copied()
                 .unwrap_or(best);
@@ -220,23 +178,23 @@ pub fn choose(
                 fit.len(),
                 cands.len()
             );
-            let reason = if chosen.name == best.name {
+            let reason = if chosen.trained.name == best.trained.name {
                 format!(
                     "{} has the best score ({:.2} % accuracy, {:.2} ms a face); {fits}; no cheaper model is within the standard error ({:.2} points)",
-                    chosen.name,
-                    chosen.accuracy * 100.0,
+                    chosen.trained.name,
+                    chosen.trained.accuracy * 100.0,
                     chosen.latency_ms,
                     margin * 100.0
                 )
             } else {
                 format!(
                     "{} ({:.2} %, {:.2} ms a face) is within the standard error ({:.2} points) of the best, {} ({:.2} %, {:.2} ms), and cheaper; {fits}",
-                    chosen.name,
-                    chosen.accuracy * 100.0,
+                    chosen.trained.name,
+                    chosen.trained.accuracy * 100.0,
                     chosen.latency_ms,
                     margin * 100.0,
-                    best.name,
-                    best.accuracy * 100.0,
+                    best.trained.name,
+                    best.trained.accuracy * 100.0,
                     best.latency_ms
                 )
             };
@@ -245,12 +203,16 @@ pub fn choose(
         None => {
             let fastest = here
                 .iter()
-                .min_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms).then(a.name.cmp(&b.name)))
+                .min_by(|a, b| {
+                    a.latency_ms
+                        .total_cmp(&b.latency_ms)
+                        .then(a.trained.name.cmp(&b.trained.name))
+                })
                 .copied()
                 .expect("at least one model is here");
             let reason = format!(
                 "no model fits {budget_ms} ms a face; {} is the fastest ({:.2} ms)",
-                fastest.name, fastest.latency_ms
+                fastest.trained.name, fastest.latency_ms
             );
             (fastest.clone(), 0.0, reason)
         }
@@ -320,7 +282,9 @@ pub fn choose_model(
     let all = candidates(&source)?;
     let matching: Vec<Candidate> = all
         .iter()
-        .filter(|c| method.as_ref().is_none_or(|m| &c.method == m) && k.is_none_or(|k| c.k == k))
+        .filter(|c| {
+            method.as_ref().is_none_or(|m| &c.trained.method == m) && k.is_none_or(|k| c.trained.k == k)
+        })
         .cloned()
         .collect();
     if matching.is_empty() {
@@ -329,7 +293,10 @@ pub fn choose_model(
             source.path().display(),
             method.as_ref().map_or("any".to_string(), |m| m.to_string()),
             k.map_or("any".to_string(), |k| k.to_string()),
-            all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            all.iter()
+                .map(|c| c.trained.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let mut timed = matching;
@@ -355,12 +322,14 @@ mod tests {
     fn cand(name: &str, acc: f64, ms: f64, available: bool) -> Candidate {
         let (method, k) = name.rsplit_once("-k").unwrap();
         Candidate {
-            name: name.into(),
-            method: method.parse().unwrap(),
-            k: k.parse().unwrap(),
-            accuracy: acc,
-            macro_f1: acc / 2.0,
-            eval_images: 3191,
+            trained: Trained {
+                name: name.into(),
+                method: method.parse().unwrap(),
+                k: k.parse().unwrap(),
+                accuracy: acc,
+                macro_f1: acc / 2.0,
+                eval_images: 3191,
+            },
             latency_ms: ms,
             measured: false,
             score: 0.0,
@@ -385,19 +354,19 @@ mod tests {
             ]
         };
         let s = pick(cells(), 33.0, 0.0);
-        assert_eq!(s.chosen.name, "kmeans-k4", "{}", s.reason);
+        assert_eq!(s.chosen.trained.name, "kmeans-k4", "{}", s.reason);
         assert!((s.tie_margin - standard_error(0.84, 3191)).abs() < 1e-12);
         assert!(
             s.reason.contains("within the standard error") && s.reason.contains("none-k36"),
             "{}",
             s.reason
         );
-        assert_eq!(pick(cells(), 100.0, 0.0).chosen.name, "spectral-k2");
+        assert_eq!(pick(cells(), 100.0, 0.0).chosen.trained.name, "spectral-k2");
         let s = pick(cells(), 1.0, 0.0);
-        assert_eq!(s.chosen.name, "kmeans-k8");
+        assert_eq!(s.chosen.trained.name, "kmeans-k8");
         assert!(s.reason.contains("fastest"), "{}", s.reason);
         // A heavy latency weight makes speed worth accuracy.
-        assert_eq!(pick(cells(), 33.0, 0.05).chosen.name, "kmeans-k8");
+        assert_eq!(pick(cells(), 33.0, 0.05).chosen.trained.name, "kmeans-k8");
     }
 
     #[test]
@@ -410,8 +379,11 @@ mod tests {
         let a = pick(cells.clone(), 33.0, 0.0);
         cells.reverse();
         let b = pick(cells, 33.0, 0.0);
-        assert_eq!(a.chosen.name, "agglomerative-k2", "equal cost: the name decides");
-        assert_eq!(b.chosen.name, a.chosen.name);
+        assert_eq!(
+            a.chosen.trained.name, "agglomerative-k2",
+            "equal cost: the name decides"
+        );
+        assert_eq!(b.chosen.trained.name, a.chosen.trained.name);
         let e = choose(
             vec![cand("none-k36", 0.9, 3.0, false)],
             33.0,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Cpu;
 use crate::classify::{Classifier, StageTimes};
 use crate::model::{CONFIG_FILE, Grouping, MODEL_FILE, ModelMeta};
-use crate::sweep_results::read_file;
+use crate::sweep_results::{CellResult, read_file};
 
 /// Where the zoo ships, relative to the repository root.
 pub const ZOO_DIR: &str = "models/zoo";
@@ -37,9 +37,10 @@ pub struct ZooIndex {
     pub entries: Vec<ZooEntry>,
 }
 
-/// One model of the zoo.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ZooEntry {
+/// A trained model and how it scored on its evaluation split: what the zoo index and `select`
+/// list for every model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trained {
     /// Cell name and folder inside the zoo (`kmeans-k4`).
     pub name: String,
     /// How patches are grouped.
@@ -52,6 +53,28 @@ pub struct ZooEntry {
     pub macro_f1: f64,
     /// Faces in the evaluation split (the standard error of `accuracy` follows from it).
     pub eval_images: usize,
+}
+
+impl Trained {
+    /// The model of a sweep's cell.
+    pub fn of(c: &CellResult) -> Trained {
+        Trained {
+            name: c.name(),
+            method: c.method.clone(),
+            k: c.k,
+            accuracy: c.accuracy,
+            macro_f1: c.macro_f1,
+            eval_images: c.eval_images,
+        }
+    }
+}
+
+/// One model of the zoo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZooEntry {
+    /// Which model and how it scored.
+    #[serde(flatten)]
+    pub trained: Trained,
     /// Epochs trained.
     pub epochs: usize,
     /// Median cost of one face per stage, in milliseconds, measured when the zoo was built.
@@ -170,12 +193,7 @@ pub fn build(results: &Path, out: &Path, timing_runs: usize) -> Result<ZooIndex>
             stage_ms.embed + stage_ms.cluster + stage_ms.model
         );
         entries.push(ZooEntry {
-            name,
-            method: c.method.clone(),
-            k: c.k,
-            accuracy: c.accuracy,
-            macro_f1: c.macro_f1,
-            eval_images: c.eval_images,
+            trained: Trained::of(c),
             epochs: c.epochs,
             stage_ms,
         });
@@ -217,9 +235,9 @@ pub fn markdown(index: &ZooIndex) -> String {
         let _ = writeln!(
             s,
             "| {} | {:.2} % | {:.3} | {} | {:.2} | {:.3} | {:.2} | {:.2} |",
-            e.name,
-            e.accuracy * 100.0,
-            e.macro_f1,
+            e.trained.name,
+            e.trained.accuracy * 100.0,
+            e.trained.macro_f1,
             e.epochs,
             t.embed,
             t.cluster,

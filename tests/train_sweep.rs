@@ -148,7 +148,10 @@ fn a_sweep_killed_mid_cell_and_run_again_ends_with_the_uninterrupted_table() {
         .unwrap();
     let results = d.join("cut").join(RUN).join("results.json");
     // Checkpoints are kept per results folder: train/runs/train/<out>/<run>/<cell>.
-    let second = d.join("train/runs/train/cut").join(RUN).join("kmeans-k4/latest.json");
+    let second = d
+        .join("train/runs/train/cut")
+        .join(RUN)
+        .join("kmeans-k4/latest.json");
     let t = Instant::now();
     loop {
         if results.is_file() && second.is_file() {

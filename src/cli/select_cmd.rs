@@ -36,11 +36,11 @@ pub fn run(a: &SelectArgs, config: &Config, json: bool) -> Result<()> {
         };
         println!(
             "{:<22} {:>8.2}% {:>9.3} {:>9.2}{note}{}",
-            c.name,
-            c.accuracy * 100.0,
-            c.macro_f1,
+            c.trained.name,
+            c.trained.accuracy * 100.0,
+            c.trained.macro_f1,
             c.latency_ms,
-            if c.name == s.chosen.name {
+            if c.trained.name == s.chosen.trained.name {
                 "  <- chosen"
             } else {
                 ""
