@@ -9,10 +9,10 @@ use burn::tensor::backend::Backend;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ClusterSpec, cluster};
+use crate::cluster::ClusterSpec;
 use crate::labels::{Emotion, NUM_CLASSES};
 use crate::model::embed::{Embedder, EmbedderKind, FINETUNED_EMBEDDER_FILE, embed_faces};
-use crate::model::{META_FILE, ModelConfig, ModelMeta, Vit, hard_assignment, load_model};
+use crate::model::{META_FILE, ModelConfig, ModelMeta, Vit, clustered_assignment, load_model};
 use crate::patch::NUM_PATCHES;
 
 /// The default model shipped in the repository, used when `--model` is not given.
@@ -73,6 +73,33 @@ fn find_weights(dir: &Path, meta: &ModelMeta) -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
+/// The embedder weights file a model folder was trained with (`None` for `pixels`): its own
+/// fine-tuned trunk (`embedder.mpk` in the folder, or shared beside it as in the zoo), else the
+/// file its `meta.json` names, looked up as [`find_weights`] does.
+pub fn embedder_weights(dir: &Path, meta: &ModelMeta) -> Result<Option<PathBuf>> {
+    if meta.embedder == EmbedderKind::Pixels {
+        return Ok(None);
+    }
+    if meta.embedder == EmbedderKind::MobileNetV2
+        && meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE)
+    {
+        let own = dir.join(FINETUNED_EMBEDDER_FILE);
+        let shared = dir.join("..").join(FINETUNED_EMBEDDER_FILE);
+        return Ok(Some(if !own.is_file() && shared.is_file() {
+            shared
+        } else {
+            own
+        }));
+    }
+    find_weights(dir, meta).map(Some).with_context(|| {
+        format!(
+            "embedder weights {:?} for {} not found",
+            meta.embedder_weights,
+            dir.display()
+        )
+    })
+}
+
 impl<B: Backend> Classifier<B> {
     /// Loads `dir` (config.json, model.mpk, meta.json) and the embedder it was trained with.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
@@ -85,29 +112,7 @@ impl<B: Backend> Classifier<B> {
         let meta_path = dir.join(META_FILE);
         let meta = ModelMeta::load(dir)?;
         let (model, config) = load_model::<B>(dir, device)?;
-        let finetuned = meta.embedder == EmbedderKind::MobileNetV2
-            && meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE);
-        let weights = if meta.embedder == EmbedderKind::Pixels {
-            None
-        } else if finetuned {
-            // Fine-tuned with the model (`paca-fer finetune`): the trunk lives in the folder, or
-            // beside it when several models share it (the zoo, `models/zoo/embedder.mpk`).
-            let own = dir.join(FINETUNED_EMBEDDER_FILE);
-            let shared = dir.join("..").join(FINETUNED_EMBEDDER_FILE);
-            Some(if !own.is_file() && shared.is_file() {
-                shared
-            } else {
-                own
-            })
-        } else {
-            Some(find_weights(dir, &meta).with_context(|| {
-                format!(
-                    "embedder weights {:?} for {} not found",
-                    meta.embedder_weights,
-                    dir.display()
-                )
-            })?)
-        };
+        let weights = embedder_weights(dir, &meta)?;
         let embedder = Embedder::load(meta.embedder, weights.as_deref(), device)?;
         if embedder.feat_dim() != config.in_dim {
             bail!(
@@ -216,14 +221,9 @@ impl<B: Backend> Classifier<B> {
         let t1 = Instant::now();
         let (labels, assign) = match &self.spec {
             Some(spec) => {
-                let mut labels = Vec::with_capacity(faces.len() * NUM_PATCHES);
-                for f in feats.chunks(NUM_PATCHES * dim) {
-                    labels.extend(cluster(f, NUM_PATCHES, dim, spec)?.labels);
-                }
                 let m = self.config.clusters().unwrap_or(NUM_PATCHES);
-                // DBSCAN may find more clusters than the model has slots: fold the extras into the last.
-                let capped: Vec<u32> = labels.iter().map(|&l| l.min(m as u32 - 1)).collect();
-                let a = hard_assignment::<B>(&capped, faces.len(), NUM_PATCHES, m, &self.device)?;
+                let (labels, a) =
+                    clustered_assignment::<B>(&feats, faces.len(), NUM_PATCHES, dim, spec, m, &self.device)?;
                 (labels, Some(a))
             }
             None => (vec![], None),

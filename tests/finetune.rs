@@ -1,6 +1,7 @@
 //! `paca-fer finetune` end to end on real FER+ faces (CPU): the MobileNetV2 trunk and the ViT are
-//! trained together from the shipped default model, the folder it writes is loaded by `eval`
-//! with the fine-tuned trunk, and a damaged trunk file is reported by name.
+//! trained together from the shipped default model (and from a hard-cluster model, its clusters
+//! recomputed from the trunk as it trains), the folder it writes is loaded by `eval` with the
+//! fine-tuned trunk, and a damaged trunk file is reported by name.
 
 mod common;
 
@@ -433,4 +434,76 @@ fn average_writes_the_mean_of_fine_tuned_folders_and_scores_it() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("nowhere") && err.contains("meta.json"), "{err}");
+}
+
+/// A small, randomly initialised hard patch-to-cluster model (k-means, k = 2) on the shipped
+/// ImageNet MobileNetV2 trunk, written to `dir`.
+fn hard_kmeans_model(dir: &Path) {
+    use paca_fer::backend::Cpu;
+    use paca_fer::model::embed::EmbedderKind;
+    use paca_fer::model::{Assignment, AttentionKind, ModelConfig, ModelMeta, Vit, save_model};
+    let cfg = ModelConfig::new(96)
+        .with_d_model(32)
+        .with_heads(2)
+        .with_depth(2)
+        .with_attention(AttentionKind::PatchToCluster {
+            clusters: 2,
+            assignment: Assignment::Hard,
+        });
+    let model: Vit<Cpu> = cfg.init(&Default::default()).unwrap();
+    save_model(dir, &model, &cfg).unwrap();
+    ModelMeta {
+        embedder: EmbedderKind::MobileNetV2,
+        method: paca_fer::cluster::Method::KMeans.into(),
+        k: 2,
+        cluster_seed: 0,
+        metrics: paca_fer::metrics::compute(&[0, 1], &[0, 1]),
+        data: "none (random weights)".into(),
+        embedder_weights: Some(imagenet().display().to_string()),
+        flip_tta: false,
+        zoom_tta: false,
+    }
+    .save(dir)
+    .unwrap();
+}
+
+#[test]
+fn a_hard_cluster_model_fine_tunes_with_clusters_recomputed_from_its_trunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fer");
+    if mini_ferplus(&data, 2).is_none() {
+        return;
+    }
+    let init = tmp.path().join("km");
+    hard_kmeans_model(&init);
+    let out = paca(tmp.path())
+        .args([
+            "finetune",
+            "--batch-size",
+            "8",
+            "--warmup-steps",
+            "1",
+            "--epochs",
+            "1",
+        ])
+        .arg("--init")
+        .arg(&init)
+        .args(["--out", "ft", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("ft/meta.json")).unwrap()).unwrap();
+    assert_eq!(
+        (meta["method"].as_str(), meta["k"].as_u64()),
+        (Some("kmeans"), Some(2))
+    );
+    assert_eq!(meta["embedder_weights"], "embedder.mpk");
+    // Fine-tuning scored the valid faces with clusters of its trained trunk's features; `eval`
+    // clusters the features of the saved trunk on the runtime's path: the same predictions. Had
+    // training kept clusters from the starting (ImageNet) trunk, the two would not agree.
+    let eval = eval_one_view(tmp.path(), "ft", &data);
+    assert_eq!(eval["images"], 16);
+    assert_eq!(eval["confusion"], v["metrics"]["confusion"]);
 }

@@ -12,12 +12,13 @@ use super::data_cmd::open_dataset;
 use super::finetune_cmd::read_meta;
 use super::print_json;
 use paca_fer::backend::Cpu;
+use paca_fer::cluster::ClusterSpec;
 use paca_fer::config::Config;
 use paca_fer::data::load_faces;
 use paca_fer::model::embed::{EmbedderKind, FINETUNED_EMBEDDER_FILE, MobileNetV2Embedder};
 use paca_fer::model::{ModelConfig, ModelMeta, load_model, save_model};
 use paca_fer::train::checkpoint::write_atomic;
-use paca_fer::train::finetune::{FaceNet, score_faces};
+use paca_fer::train::finetune::{FaceNet, Reclustering, score_faces};
 use paca_fer::train::run::splits_of;
 use paca_fer::train::swa::WeightAverage;
 
@@ -36,7 +37,23 @@ fn load_member(dir: &Path) -> Result<(FaceNet<Cpu>, ModelConfig, ModelMeta)> {
     let device = Default::default();
     let (vit, cfg) = load_model::<Cpu>(dir, &device)?;
     let embedder = MobileNetV2Embedder::<Cpu>::load(&dir.join(FINETUNED_EMBEDDER_FILE), &device)?;
-    Ok((FaceNet { embedder, vit }, cfg, meta))
+    let clusters = meta.method.method().map(|m| Reclustering {
+        spec: ClusterSpec {
+            method: m.clone(),
+            k: meta.k,
+            seed: meta.cluster_seed,
+        },
+        slots: cfg.clusters().unwrap_or(meta.k),
+    });
+    Ok((
+        FaceNet {
+            embedder,
+            vit,
+            clusters,
+        },
+        cfg,
+        meta,
+    ))
 }
 
 /// Runs `average`.

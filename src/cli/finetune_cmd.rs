@@ -13,6 +13,8 @@ use super::data_cmd::open_dataset;
 use super::print_json;
 use super::train_cmd::MOBILENET_WEIGHTS;
 use paca_fer::backend::{DeviceChoice, choose_device};
+use paca_fer::classify::embedder_weights;
+use paca_fer::cluster::ClusterSpec;
 use paca_fer::config::Config;
 use paca_fer::data::{Sample, VoteDistribution, load_faces, one_hot, read_votes_dir};
 use paca_fer::model::embed::{
@@ -21,7 +23,7 @@ use paca_fer::model::embed::{
 use paca_fer::model::{ModelMeta, load_model, save_model};
 use paca_fer::train::augment::Augment;
 use paca_fer::train::checkpoint::{self, write_atomic};
-use paca_fer::train::finetune::{FaceNet, FinetuneOptions, finetune, trainable};
+use paca_fer::train::finetune::{FaceNet, FinetuneOptions, Reclustering, finetune, trainable};
 use paca_fer::train::run::splits_of;
 
 /// Refuses flag values the training loop cannot use, naming the flag.
@@ -173,17 +175,38 @@ fn run_on<B: AutodiffBackend>(
         );
     }
     let (vit, cfg) = load_model::<B>(&a.init, device)?;
-    let weights = if init_meta.embedder_weights.as_deref() == Some(FINETUNED_EMBEDDER_FILE) {
-        a.init.join(FINETUNED_EMBEDDER_FILE)
-    } else {
-        a.embedder_weights
-            .clone()
-            .unwrap_or_else(|| paca_fer::assets::locate(Path::new(MOBILENET_WEIGHTS)))
+    // The trunk the ViT was trained on: the folder's own, else --embedder-weights, else the one
+    // its meta.json names (a sweep's cells name theirs), else the shipped ImageNet weights.
+    let weights = match (&a.embedder_weights, init_meta.embedder_weights.as_deref()) {
+        (_, Some(FINETUNED_EMBEDDER_FILE)) | (None, Some(_)) => embedder_weights(&a.init, &init_meta)?
+            .unwrap_or_else(|| paca_fer::assets::locate(Path::new(MOBILENET_WEIGHTS))),
+        (Some(w), _) => w.clone(),
+        (None, None) => paca_fer::assets::locate(Path::new(MOBILENET_WEIGHTS)),
     };
+    log::info!("trunk: {}", weights.display());
     let embedder = MobileNetV2Embedder::<B>::load(&weights, device)?;
+    // A hard patch-to-cluster ViT is fine-tuned with its clusters recomputed from the trunk's
+    // current features at every step.
+    let clusters = match (cfg.needs_assignment(), init_meta.method.method()) {
+        (true, Some(method)) => Some(Reclustering {
+            spec: ClusterSpec {
+                method: method.clone(),
+                k: init_meta.k,
+                seed: init_meta.cluster_seed,
+            },
+            slots: cfg.clusters().unwrap_or(init_meta.k),
+        }),
+        (true, None) => bail!(
+            "--init {}: the ViT needs hard clusters but meta.json's method is {}",
+            a.init.display(),
+            init_meta.method
+        ),
+        (false, _) => None,
+    };
     let model = FaceNet {
         embedder: trainable(embedder),
         vit,
+        clusters,
     };
 
     let ds = open_dataset(&a.source, config)?;

@@ -14,6 +14,15 @@ pub fn run(a: &SelectArgs, config: &Config, json: bool) -> Result<()> {
         (None, Some(z)) => Source::Zoo(z.clone()),
         (None, None) => Source::shipped_zoo(),
     };
+    if let Source::Zoo(dir) = &source
+        && !source.path().is_file()
+    {
+        anyhow::bail!(
+            "no model zoo at {} (build one with `paca-fer zoo build RESULTS`, or pass --results FILE); without a zoo `run` uses {}",
+            dir.display(),
+            paca_fer::classify::DEFAULT_MODEL
+        );
+    }
     let budget = a.budget_ms.unwrap_or(config.run.budget_ms);
     let s = select(&source, budget, config.run.latency_weight, true)?;
     if json {

@@ -6,6 +6,7 @@
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use crate::cluster::{ClusterSpec, cluster_batch};
 use crate::model::error::ModelError;
 
 /// Additive score bias that removes a key from the softmax (exp underflows to exactly 0).
@@ -51,6 +52,34 @@ pub fn hard_assignment<B: Backend>(
         }
     }
     Ok(Tensor::from_data(TensorData::new(values, [batch, m, n]), device))
+}
+
+/// Clusters each of `batch` images' `n` patch features (`[batch, n, dim]`, flat) with `spec` and
+/// returns the labels and the hard assignment `[batch, m, n]` a patch-to-cluster model reads.
+/// Labels beyond the model's `m` slots (DBSCAN may find more) share the last slot; the returned
+/// labels are the clustering's own. The one path from features to an assignment: inference, and
+/// fine-tuning with the clusters recomputed from the trunk's current features.
+pub fn clustered_assignment<B: Backend>(
+    features: &[f32],
+    batch: usize,
+    n: usize,
+    dim: usize,
+    spec: &ClusterSpec,
+    m: usize,
+    device: &B::Device,
+) -> Result<(Vec<u32>, Tensor<B, 3>), ModelError> {
+    let threads = if batch > 1 {
+        std::thread::available_parallelism().map_or(1, |t| t.get())
+    } else {
+        1
+    };
+    let out = cluster_batch(features, batch, n, dim, spec, threads)
+        .map_err(|e| ModelError::InvalidInput(format!("clustering the patches: {e}")))?;
+    let labels: Vec<u32> = out.into_iter().flat_map(|c| c.labels).collect();
+    let top = m.max(1) as u32 - 1;
+    let capped: Vec<u32> = labels.iter().map(|&l| l.min(top)).collect();
+    let a = hard_assignment::<B>(&capped, batch, n, m, device)?;
+    Ok((labels, a))
 }
 
 /// The identity assignment `[batch, n, n]`: every patch is its own cluster.

@@ -17,7 +17,7 @@ pub mod parallel;
 pub mod tokens;
 pub mod vit;
 
-pub use assignment::{hard_assignment, identity_assignment};
+pub use assignment::{clustered_assignment, hard_assignment, identity_assignment};
 pub use attention::{PatchAttention, PatchAttentionConfig};
 pub use block::{Block, Mlp};
 pub use config::{Assignment, AttentionKind, ModelConfig, Pooling};

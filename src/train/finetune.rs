@@ -27,22 +27,38 @@ use serde::{Deserialize, Serialize};
 use super::augment::Augment;
 use super::checkpoint::{self, CheckpointState};
 use super::swa::WeightAverage;
+use crate::cluster::ClusterSpec;
 use crate::data::VoteDistribution;
 use crate::labels::{Emotion, NUM_CLASSES};
 use crate::metrics::{self, Metrics};
 use crate::model::block::with_mask_seed;
 use crate::model::embed::{MOBILENET_V2_BLOCKS, MobileNetV2Embedder, normalize_imagenet};
-use crate::model::{ModelConfig, Vit};
+use crate::model::{ModelConfig, Vit, clustered_assignment};
 use crate::patch::face_to_chw;
 use crate::progress::bar as progress_bar;
 
-/// The whole classifier as one trainable module: faces → MobileNetV2 patch features → ViT → logits.
+/// The whole classifier as one trainable module: faces → MobileNetV2 patch features → (per-image
+/// clusters) → ViT → logits.
 #[derive(Module, Debug)]
 pub struct FaceNet<B: Backend> {
     /// The convolutional trunk (one 96-d feature per 16×16 patch).
     pub embedder: MobileNetV2Embedder<B>,
     /// The transformer over the 36 patch features.
     pub vit: Vit<B>,
+    /// For a hard patch-to-cluster ViT: how each image's patches are clustered, recomputed from
+    /// the trunk's current features on every forward pass (`None`: no hard clusters).
+    #[module(skip)]
+    pub clusters: Option<Reclustering>,
+}
+
+/// Hard clusters recomputed from the trunk's features as it trains: the clustering of the model
+/// folder (method, k, seed) and the ViT's cluster slots.
+#[derive(Debug, Clone)]
+pub struct Reclustering {
+    /// Method, k and seed, as the model folder's `meta.json` says.
+    pub spec: ClusterSpec,
+    /// Cluster slots of the ViT (`ModelConfig::clusters`).
+    pub slots: usize,
 }
 
 impl<B: Backend> FaceNet<B> {
@@ -55,14 +71,34 @@ impl<B: Backend> FaceNet<B> {
         } else {
             self.embedder.embed(x)?
         };
-        Ok(self.vit.forward(features, None))
+        self.head(features)
+    }
+
+    /// The ViT over `[B, 36, dim]` patch features, clustering them first when the ViT needs hard
+    /// clusters (the assignment is a constant of the step: gradients flow through the features).
+    fn head(&self, features: Tensor<B, 3>) -> Result<Tensor<B, 2>> {
+        let assign = match &self.clusters {
+            None => None,
+            Some(r) => {
+                let [b, n, dim] = features.dims();
+                let flat: Vec<f32> = features
+                    .clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec()
+                    .map_err(|e| anyhow::anyhow!("reading the patch features: {e:?}"))?;
+                let device = features.device();
+                Some(clustered_assignment::<B>(&flat, b, n, dim, &r.spec, r.slots, &device)?.1)
+            }
+        };
+        Ok(self.vit.forward(features, assign))
     }
 
     /// Logits `[B, 8]` from the output of the trunk's stem and first `frozen` blocks
     /// ([`MobileNetV2Embedder::forward_prefix`]): the trainable rest of the network.
-    pub fn forward_from(&self, prefix: Tensor<B, 4>, frozen: usize, shifted: bool) -> Tensor<B, 2> {
+    pub fn forward_from(&self, prefix: Tensor<B, 4>, frozen: usize, shifted: bool) -> Result<Tensor<B, 2>> {
         let features = self.embedder.embed_suffix(prefix, frozen, shifted);
-        self.vit.forward(features, None)
+        self.head(features)
     }
 }
 
@@ -265,14 +301,20 @@ pub fn soft_cross_entropy<B: Backend>(
 /// Refuses inputs fine-tuning cannot train on, naming what is wrong.
 fn check_inputs(
     cfg: &ModelConfig,
+    clusters: Option<&Reclustering>,
     train: &[(RgbImage, Emotion)],
     soft_targets: Option<&[VoteDistribution]>,
     opts: &FinetuneOptions,
 ) -> Result<()> {
-    if cfg.needs_assignment() {
+    if cfg.needs_assignment() != clusters.is_some() {
         bail!(
-            "fine-tuning needs a model without per-image hard clusters (grouping none or learned); \
-             this one uses hard patch-to-cluster attention"
+            "the ViT {} per-image hard clusters, and the clustering to recompute them {}",
+            if cfg.needs_assignment() { "needs" } else { "has no" },
+            if clusters.is_some() {
+                "was given"
+            } else {
+                "was not"
+            }
         );
     }
     if train.is_empty() {
@@ -427,7 +469,7 @@ fn batch_loss<B: AutodiffBackend>(
             let prefix = Tensor::<B, 4>::from_inner(prefix);
             let logits = with_mask_seed(b.aug_seed, || {
                 model.forward_from(prefix, opts.freeze_blocks, opts.shifted_depthwise)
-            });
+            })?;
             (logits, y)
         }
         None => {
@@ -468,7 +510,7 @@ pub fn finetune<B: AutodiffBackend>(
     opts: &FinetuneOptions,
     device: &B::Device,
 ) -> Result<(FaceNet<B::InnerBackend>, FinetuneOutcome)> {
-    check_inputs(cfg, train, soft_targets, opts)?;
+    check_inputs(cfg, model.clusters.as_ref(), train, soft_targets, opts)?;
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     std::fs::create_dir_all(&opts.checkpoint_dir)
         .with_context(|| format!("creating {}", opts.checkpoint_dir.display()))?;
