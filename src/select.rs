@@ -228,23 +228,29 @@ pub fn choose(
     })
 }
 
+/// Re-times every available candidate on this machine (one face, median of 7 runs); a model that
+/// fails to time keeps its recorded cost, with a warning.
+fn retime(cands: &mut [Candidate]) {
+    for c in cands.iter_mut().filter(|c| c.available) {
+        match time_stages(&c.model_dir, 7) {
+            Ok(t) => {
+                c.latency_ms = t.embed + t.cluster + t.model;
+                c.measured = true;
+            }
+            Err(e) => log::warn!(
+                "{}: not timed ({e:#}); using the recorded cost",
+                c.model_dir.display()
+            ),
+        }
+    }
+}
+
 /// Reads `source`'s candidates, re-times every available model on this machine when `measure`
 /// (else uses the recorded costs), and [`choose`]s.
 pub fn select(source: &Source, budget_ms: f64, latency_weight: f64, measure: bool) -> Result<Selection> {
     let mut cands = candidates(source)?;
     if measure {
-        for c in cands.iter_mut().filter(|c| c.available) {
-            match time_stages(&c.model_dir, 7) {
-                Ok(t) => {
-                    c.latency_ms = t.embed + t.cluster + t.model;
-                    c.measured = true;
-                }
-                Err(e) => log::warn!(
-                    "{}: not timed ({e:#}); using the recorded cost",
-                    c.model_dir.display()
-                ),
-            }
-        }
+        retime(&mut cands);
     }
     choose(cands, budget_ms, latency_weight, &source.path())
 }
@@ -300,12 +306,7 @@ pub fn choose_model(
         );
     }
     let mut timed = matching;
-    for c in timed.iter_mut().filter(|c| c.available) {
-        if let Ok(t) = time_stages(&c.model_dir, 7) {
-            c.latency_ms = t.embed + t.cluster + t.model;
-            c.measured = true;
-        }
-    }
+    retime(&mut timed);
     let s = choose(timed, budget, config.run.latency_weight, &source.path())?;
     let why = if method.is_some() || k.is_some() {
         format!("--method/--k: {}", s.reason)
