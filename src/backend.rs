@@ -6,6 +6,14 @@ use anyhow::{Result, bail};
 pub type Cpu = burn::backend::NdArray<f32>;
 /// The CPU training backend (autodiff over [`Cpu`]).
 pub type CpuTrain = burn::backend::Autodiff<Cpu>;
+/// The CPU backend the face detector runs on: burn-flex with the `flex` feature (its im2col/gemm
+/// convolutions suit CenterFace), else [`Cpu`].
+#[cfg(feature = "flex")]
+pub type DetectCpu = burn_flex::Flex;
+/// The CPU backend the face detector runs on: burn-flex with the `flex` feature (its im2col/gemm
+/// convolutions suit CenterFace), else [`Cpu`].
+#[cfg(not(feature = "flex"))]
+pub type DetectCpu = Cpu;
 /// The CUDA inference backend.
 #[cfg(feature = "cuda")]
 pub type Gpu = burn::backend::Cuda<f32>;

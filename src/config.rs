@@ -122,6 +122,8 @@ pub struct RunConfig {
     pub latency_weight: f64,
     /// Width frames are downscaled to for detection.
     pub detect_width: u32,
+    /// Minimum face-detector score, in (0, 1).
+    pub detect_threshold: f32,
     /// Run the face detector on every n-th frame; frames between reuse the last boxes.
     pub detect_every: u32,
     /// Run the detector on its own thread for live sources (boxes lag by one detection).
@@ -290,6 +292,12 @@ impl Config {
         }
         if !(self.run.latency_weight >= 0.0 && self.run.latency_weight.is_finite()) {
             return bad("run.latency_weight", "must be a finite number >= 0".into());
+        }
+        if !(self.run.detect_threshold > 0.0 && self.run.detect_threshold < 1.0) {
+            return bad(
+                "run.detect_threshold",
+                "must be between 0 and 1 (exclusive)".into(),
+            );
         }
         if self.run.detect_width < 32 || self.run.detect_width > 4096 {
             return bad("run.detect_width", "must be 32 to 4096 pixels".into());

@@ -354,6 +354,9 @@ pub struct RunArgs {
     /// Width frames are downscaled to for face detection (default: run.detect_width).
     #[arg(long, value_name = "PX")]
     pub detect_width: Option<u32>,
+    /// Minimum face-detector score, in (0, 1) (default: run.detect_threshold).
+    #[arg(long, value_name = "SCORE")]
+    pub detect_threshold: Option<f32>,
     /// Run the face detector on every n-th frame (default: run.detect_every).
     #[arg(long, value_name = "N")]
     pub detect_every: Option<u32>,
@@ -374,8 +377,36 @@ pub enum BenchCommand {
     Train(BenchTrainArgs),
     /// Time the live pipeline over a folder of frames.
     Pipeline(BenchPipelineArgs),
-    /// Make 640×480 benchmark frames with one real face each, at known boxes.
+    /// Make 640×480 benchmark frames with real faces at known boxes (`--hard`: 0–4 faces, clutter, blur).
     Frames(BenchFramesArgs),
+    /// Score the face detector on a folder of frames with known boxes (`bench frames` makes them).
+    Detect(BenchDetectArgs),
+}
+
+/// `bench detect` flags.
+#[derive(Debug, Args)]
+pub struct BenchDetectArgs {
+    /// Folder of frames with their `boxes.json` (as `bench frames` writes).
+    #[arg(long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// Model folder that labels the found faces (default: as `run` chooses).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Width frames are downscaled to for face detection (default: run.detect_width).
+    #[arg(long, value_name = "PX")]
+    pub detect_width: Option<u32>,
+    /// Minimum face-detector score, in (0, 1) (default: run.detect_threshold).
+    #[arg(long, value_name = "SCORE")]
+    pub detect_threshold: Option<f32>,
+    /// Threads the detector may use (the live pipeline gives it one).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Score at most this many frames (name order).
+    #[arg(long)]
+    pub max_frames: Option<usize>,
+    /// Skip labelling the faces (detection numbers only; faster).
+    #[arg(long)]
+    pub no_labels: bool,
 }
 
 /// `bench cluster` flags.
@@ -427,6 +458,9 @@ pub struct BenchPipelineArgs {
     /// Width frames are downscaled to for face detection (default: run.detect_width).
     #[arg(long, value_name = "PX")]
     pub detect_width: Option<u32>,
+    /// Minimum face-detector score, in (0, 1) (default: run.detect_threshold).
+    #[arg(long, value_name = "SCORE")]
+    pub detect_threshold: Option<f32>,
     /// Play the folder this many times.
     #[arg(long, default_value_t = 1)]
     pub loops: u64,
@@ -462,4 +496,11 @@ pub struct BenchFramesArgs {
     /// Frames per face: each face stays this long, drifting slowly (30 = one second at 30 FPS).
     #[arg(long, default_value_t = 30)]
     pub shot: usize,
+    /// Hard frames instead: each its own scene with 0..=--max-faces faces of 40–250 px pasted with
+    /// soft edges, on walls, shelves, clutter or blobs, with blur, noise and lighting changes.
+    #[arg(long)]
+    pub hard: bool,
+    /// Most faces in a hard frame.
+    #[arg(long, default_value_t = 4)]
+    pub max_faces: usize,
 }

@@ -29,6 +29,7 @@ pub fn run(cmd: &BenchCommand, config: &Config, json: bool) -> Result<()> {
         BenchCommand::Train(a) => train(a, config, json),
         BenchCommand::Pipeline(a) => super::bench_pipeline::pipeline(a, config, json),
         BenchCommand::Frames(a) => super::bench_pipeline::frames(a, config, json),
+        BenchCommand::Detect(a) => super::bench_detect::run(a, config, json),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `paca-fer bench pipeline` and `bench frames`: end-to-end frame rate, latency and stage times
 //! of the runtime over recorded 640×480 frames, and the generator of those frames.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -12,9 +13,10 @@ use super::print_json;
 use paca_fer::backend::Cpu;
 use paca_fer::classify::Classifier;
 use paca_fer::config::Config;
+use paca_fer::data::Sample;
 use paca_fer::data::load_face;
 use paca_fer::face::FaceDetector;
-use paca_fer::pipeline::frames::shot;
+use paca_fer::pipeline::frames::{FrameTruth, HardSpec, TruthFace, hard_frame, shot};
 use paca_fer::pipeline::output::{OutputOptions, Outputs};
 use paca_fer::pipeline::results::percentile;
 use paca_fer::pipeline::source::{input_opener, paced};
@@ -33,7 +35,8 @@ fn pass(
     classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
     let (flip_tta, zoom_tta) = (classifier.meta.flip_tta, classifier.meta.zoom_tta);
     let width = a.detect_width.unwrap_or(config.run.detect_width);
-    let detector = FaceDetector::load_shipped(width)?;
+    let detector =
+        FaceDetector::load_shipped(super::detector_config(config, Some(width), a.detect_threshold))?;
     let mut opts = RunOptions::from_config(config, None, true);
     opts.detect_async = detect_async;
     let mut outputs = Outputs::new(OutputOptions::default())?;
@@ -129,6 +132,81 @@ pub fn pipeline(a: &BenchPipelineArgs, config: &Config, json: bool) -> Result<()
     }
 }
 
+/// `bench frames --hard`: every frame its own scene with 0..=`max_faces` faces drawn at random
+/// (seeded) from `samples`, and `boxes.json` with every face's box, source, label and what was
+/// done to the frame.
+fn hard_frames(a: &BenchFramesArgs, samples: &[Sample], json: bool) -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    if samples.is_empty() {
+        bail!("the dataset's split has no faces to place");
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0x4a5d);
+    let spec = HardSpec::default();
+    let mut truth = BTreeMap::new();
+    let (mut faces_made, mut unreadable) = (0usize, 0usize);
+    for i in 0..a.count {
+        let n = rng.random_range(0..=a.max_faces);
+        let mut chosen = Vec::with_capacity(n);
+        let mut images = Vec::with_capacity(n);
+        while chosen.len() < n {
+            let s = &samples[rng.random_range(0..samples.len())];
+            match load_face(&s.path, 48) {
+                Ok(f) => {
+                    images.push(f);
+                    chosen.push(s);
+                }
+                Err(e) => {
+                    log::warn!("skipping {}: {e}", s.path.display());
+                    unreadable += 1;
+                    if unreadable > 100 + a.count {
+                        bail!("too many unreadable faces in the dataset ({unreadable})");
+                    }
+                }
+            }
+        }
+        let f = hard_frame(
+            &images,
+            &spec,
+            a.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
+        );
+        let name = format!("frame_{i:04}.png");
+        let path = a.out.join(&name);
+        f.image
+            .save(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let faces: Vec<TruthFace> = f
+            .faces
+            .iter()
+            .map(|(bbox, k)| TruthFace {
+                bbox: *bbox,
+                source: chosen[*k].path.display().to_string(),
+                label: chosen[*k].label,
+            })
+            .collect();
+        faces_made += faces.len();
+        truth.insert(
+            name,
+            FrameTruth::Many {
+                faces,
+                degradation: Some(f.degradation),
+            },
+        );
+    }
+    let path = a.out.join("boxes.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&truth)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if json {
+        print_json(&json!({ "frames": a.count, "faces": faces_made, "out": a.out.display().to_string() }))
+    } else {
+        println!(
+            "{} hard frames with {faces_made} faces in {}",
+            a.count,
+            a.out.display()
+        );
+        Ok(())
+    }
+}
+
 /// Runs `bench frames`: 640×480 frames, each with one face of the dataset's first split at a
 /// seeded random place, and `boxes.json` mapping each file to its face box.
 pub fn frames(a: &BenchFramesArgs, config: &Config, json: bool) -> Result<()> {
@@ -143,6 +221,9 @@ pub fn frames(a: &BenchFramesArgs, config: &Config, json: bool) -> Result<()> {
         .unwrap_or("train");
     let samples = ds.split(split)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}: cannot create", a.out.display()))?;
+    if a.hard {
+        return hard_frames(a, samples, json);
+    }
     // Like a webcam: each face stays for a shot of `shot` frames, drifting a few pixels a frame.
     let shots = a.count.div_ceil(a.shot.max(1));
     let stride = (samples.len() / shots).max(1);

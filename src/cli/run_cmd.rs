@@ -43,7 +43,8 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     log::info!("model {}: {why}", dir.display());
     let mut classifier = Classifier::<Cpu>::load(&dir, &Default::default())?;
     classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
-    let detector = FaceDetector::load_shipped(a.detect_width.unwrap_or(config.run.detect_width))?;
+    let detector =
+        FaceDetector::load_shipped(super::detector_config(config, a.detect_width, a.detect_threshold))?;
     let (opener, live) = match &a.input {
         Some(p) => (input_opener(p, (a.loops != 0).then_some(a.loops))?, false),
         None => (camera_source(a.camera.unwrap_or(0))?, true),

@@ -11,10 +11,9 @@ use crate::face::{DetectorConfig, FaceBox, FaceError, InputGeometry, decode, nms
 /// Where the project ships the CenterFace model, relative to the project root.
 pub const DEFAULT_MODEL_PATH: &str = "models/face/centerface.onnx";
 
-/// burn backend used by [`FaceDetector::load`]: the project's one CPU backend (burn-ndarray); burn's
-/// Flex backend ran this network ~4× faster but would add a second CPU backend to every build, so it is
-/// not compiled in; pick another backend (CUDA) with [`FaceDetector::load_on`].
-pub type DefaultBackend = crate::backend::Cpu;
+/// burn backend used by [`FaceDetector::load`]: [`crate::backend::DetectCpu`] (burn-flex with the
+/// `flex` feature, else burn-ndarray); pick another backend (CUDA) with [`FaceDetector::load_on`].
+pub type DefaultBackend = crate::backend::DetectCpu;
 
 /// CenterFace face detector on burn backend `B`, with its configuration.
 #[derive(Debug)]
@@ -30,12 +29,8 @@ impl FaceDetector<DefaultBackend> {
         Self::load_on(path, cfg, &Default::default())
     }
 
-    /// Loads the shipped CenterFace model ([`DEFAULT_MODEL_PATH`]) with input width `width`.
-    pub fn load_shipped(width: u32) -> Result<Self, FaceError> {
-        let cfg = DetectorConfig {
-            width,
-            ..DetectorConfig::default()
-        };
+    /// Loads the shipped CenterFace model ([`DEFAULT_MODEL_PATH`]) with settings `cfg`.
+    pub fn load_shipped(cfg: DetectorConfig) -> Result<Self, FaceError> {
         Self::load(&crate::assets::locate(Path::new(DEFAULT_MODEL_PATH)), cfg)
     }
 }

@@ -22,6 +22,7 @@ mod decode;
 mod detector;
 pub mod engine;
 mod error;
+pub mod evaluate;
 mod geometry;
 mod nms;
 mod preprocess;

@@ -112,8 +112,9 @@ fn stage<T>(stop: &AtomicBool, body: impl FnOnce() -> Result<T>) -> Result<T> {
     out
 }
 
-/// Latest detection published by the asynchronous detector.
-type LatestBoxes = Mutex<Vec<FaceBox>>;
+/// Latest detection published by the asynchronous detector: the boxes and how long that
+/// detection took (ms), so every frame's stage times include the detector's cost.
+type LatestBoxes = Mutex<(Vec<FaceBox>, f64)>;
 
 /// The asynchronous detector's side: where to send frames and where to read the latest boxes.
 struct AsyncDetection<'a> {
@@ -139,7 +140,8 @@ fn detect_and_crop<D: DetectFaces>(
             Some(a) => {
                 let _ = a.frames.send(Arc::clone(&cap.image));
                 if let Ok(g) = a.latest.lock() {
-                    last = g.clone();
+                    last = g.0.clone();
+                    stages.detect = g.1;
                 }
             }
             None if n.is_multiple_of(every) => {
@@ -179,10 +181,11 @@ fn detect_latest<D: DetectFaces>(
 ) -> Result<()> {
     let pool = stage_pool("detector")?;
     while let Some(img) = recv_or_stop(&rx, stop) {
+        let t = Instant::now();
         match pool.install(|| detector.detect_faces(&img)) {
             Ok(b) => {
                 if let Ok(mut g) = latest.lock() {
-                    *g = b;
+                    *g = (b, ms(t));
                 }
             }
             Err(e) => log::error!("face detection failed: {e:#}"),
@@ -348,7 +351,7 @@ pub fn run_pipeline<D: DetectFaces, C: ClassifyFaces>(
         crop_tx.drop_counter(),
         res_tx.drop_counter(),
     ];
-    let latest: LatestBoxes = Mutex::new(vec![]);
+    let latest: LatestBoxes = Mutex::new((vec![], 0.0));
     let mut summary = RunSummary::default();
 
     // The capture thread is not scoped: a stalled source must not block the end of the run.
