@@ -17,7 +17,7 @@ fn valid_faces_and_default_model() -> Option<(Vec<image::RgbImage>, Classifier<C
         .chunks(400)
         .map(|c| load_face(&c[0].path, 96).unwrap())
         .collect();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
+    let dir = common::repo_root().join(DEFAULT_MODEL);
     Some((faces, Classifier::<Cpu>::load(&dir, &Default::default()).unwrap()))
 }
 

@@ -24,7 +24,7 @@ type B = NdArray<f32>;
 const TOL: f32 = 1e-4;
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embed")
+    common::repo_root().join("tests/fixtures/embed")
 }
 
 /// torchvision's ImageNet MobileNetV2 weights in `../shared/weights/` (see [`common::shared`]).

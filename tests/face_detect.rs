@@ -21,7 +21,7 @@ use paca_fer::face::{
 const ASTRONAUT_FACE: (f32, f32, f32, f32) = (181.0, 64.0, 87.0, 113.0);
 
 fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::repo_root()
 }
 
 fn model_path() -> PathBuf {

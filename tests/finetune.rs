@@ -28,8 +28,7 @@ fn paca(dir: &Path) -> Command {
 
 /// ImageNet MobileNetV2 weights shipped in the repository.
 fn imagenet() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors")
+    common::repo_root().join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors")
 }
 
 /// `finetune` from the shipped default model on `data` into `<dir>/<out>`: batches of 8, one epoch
@@ -40,7 +39,7 @@ fn finetune_default(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> std::
 
 /// The command [`finetune_default`] runs.
 fn finetune_command(dir: &Path, data: &Path, out: &str, extra: &[&str]) -> Command {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::repo_root();
     let one_epoch: &[&str] = if extra.contains(&"--epochs") {
         &[]
     } else {
@@ -88,7 +87,7 @@ fn finetune_writes_a_model_that_eval_loads_with_its_trunk() {
     if mini_ferplus(&data, 2).is_none() {
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::repo_root();
     let out = finetune_default(tmp.path(), &data, "ft", &[]);
     let v = json_of(&out);
     let ft = tmp.path().join("ft");
@@ -182,7 +181,7 @@ fn finetune_with_frozen_blocks_trains_only_the_top_of_the_trunk() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fer");
     let Some(fer) = mini_ferplus(&data, 2) else { return };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::repo_root();
     let imagenet = imagenet();
     // Soft targets from the real FER+ vote files.
     std::fs::create_dir_all(data.join("votes")).unwrap();

@@ -2,6 +2,8 @@
 //! found (`fuzz/regressions/<target>/`) through the same entry points and checks as the cargo-fuzz
 //! targets in `fuzz/fuzz_targets/`, so a fixed crash stays fixed without nightly Rust.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 #[path = "../fuzz/fuzz_targets/cases.rs"]
@@ -17,7 +19,7 @@ use paca_fer::train::sweep::Sweep;
 
 /// Seed and regression inputs of one fuzz target (at least the seeds must exist).
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let root = common::repo_root().join("fuzz");
     let mut out = vec![];
     for kind in ["seeds", "regressions"] {
         let Ok(dir) = std::fs::read_dir(root.join(kind).join(target)) else {
@@ -56,8 +58,7 @@ fn image_inputs_decode_to_faces_or_fail_cleanly() {
 #[test]
 fn a_tiny_file_declaring_a_huge_image_is_refused_from_its_header() {
     // Found by the fuzzer: 484 bytes of JPEG declaring 16688×10800 decoded for over 10 s.
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/regressions/image_preprocess/timeout-jpeg-16688x10800.jpg");
+    let path = common::repo_root().join("fuzz/regressions/image_preprocess/timeout-jpeg-16688x10800.jpg");
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.len() < 1000);
     let err = decode_face(&bytes, &path, 96).unwrap_err().to_string();
@@ -82,7 +83,7 @@ fn config_inputs_parse_or_name_the_file() {
         }
     }
     // The shipped configuration files (copied into the seeds) parse.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::repo_root();
     let shipped = root.join("config/default.toml");
     Config::from_toml_str(&std::fs::read_to_string(&shipped).unwrap(), &shipped).unwrap();
     let sweep = root.join("config/sweep.toml");

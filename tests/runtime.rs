@@ -26,7 +26,7 @@ use paca_fer::pipeline::{ClassifyFaces, DetectFaces, RetryPolicy, RunOptions, ru
 use serde_json::Value;
 
 fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::repo_root()
 }
 
 /// A small, randomly initialised k-means/k=2 model on MobileNetV2 features, saved once.
@@ -428,7 +428,12 @@ fn async_detection_uses_the_latest_boxes() {
     .unwrap();
     let s = run_pipeline(src, false, det, clf, opts, &mut out).unwrap();
     assert_eq!(s.frames_out, 30);
-    assert_eq!(s.stage_totals.detect, 0.0, "detection is off the per-frame path");
+    // Each frame carries the time of the detection whose boxes it used, so the detector's cost
+    // is reported even though it runs beside the frame path.
+    assert!(
+        s.stage_totals.detect > 0.0,
+        "the asynchronous detector's time is not reported: {s:?}"
+    );
     // Boxes come from a detection a frame or two old; the face drifts ≤ 3 px per frame, so
     // they still overlap the face in the frame they are applied to.
     let hits = std::fs::read_to_string(&jsonl)

@@ -15,6 +15,8 @@
 //! of them that the script measured to be far from the real ones, so the tolerance is tight
 //! enough to catch either change. No `../shared` data is read.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +39,7 @@ const FAR: f64 = 10.0 * TOL;
 const N: usize = 36;
 
 fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    common::repo_root().join(rel)
 }
 
 fn fixture(rel: &str) -> PathBuf {

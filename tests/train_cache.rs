@@ -17,8 +17,7 @@ use paca_fer::train::sweep::Cell;
 
 /// ImageNet MobileNetV2 weights shipped in the repository (always there: a missing file fails).
 fn mobilenet_weights() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors");
+    let p = common::repo_root().join("models/embedders/mobilenet_v2_imagenet_torchvision.safetensors");
     assert!(p.is_file(), "{} is missing from the repository", p.display());
     Some(p)
 }

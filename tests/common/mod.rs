@@ -1,7 +1,15 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The repository root at run time: cargo sets `CARGO_MANIFEST_DIR` when it runs a test, and a
+/// compile-time `env!` would point at whichever clone first built a shared target dir.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 #[path = "../../src/shared_data.rs"]
 mod shared_data;
