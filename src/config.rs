@@ -128,6 +128,10 @@ pub struct RunConfig {
     pub detect_every: u32,
     /// Run the detector on its own thread for live sources (boxes lag by one detection).
     pub detect_async: bool,
+    /// Between full detector passes, re-detect the known faces in a window around each.
+    pub redetect: bool,
+    /// Network width of a re-detection window.
+    pub redetect_width: u32,
     /// Level the eyes when cropping faces.
     pub align: bool,
     /// Weight of the previous average in the per-face EMA of probabilities, in [0, 1).
@@ -301,6 +305,9 @@ impl Config {
         }
         if self.run.detect_width < 32 || self.run.detect_width > 4096 {
             return bad("run.detect_width", "must be 32 to 4096 pixels".into());
+        }
+        if self.run.redetect_width < 32 || self.run.redetect_width > 4096 {
+            return bad("run.redetect_width", "must be 32 to 4096 pixels".into());
         }
         if self.run.detect_every == 0 {
             return bad("run.detect_every", "must be at least 1".into());

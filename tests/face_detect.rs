@@ -661,3 +661,82 @@ fn hard_frames_recall_and_false_detections_with_the_shipped_defaults() {
     );
     assert!(t.mean_iou() >= 0.6, "mean IoU {:.3}", t.mean_iou());
 }
+
+/// The detector with the shipped `[run]` settings (width, threshold).
+fn shipped_detector() -> FaceDetector {
+    let config = paca_fer::config::Config::default();
+    FaceDetector::load(
+        &model_path(),
+        DetectorConfig {
+            width: config.run.detect_width,
+            threshold: config.run.detect_threshold,
+            ..DetectorConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// `frame` moved by (dx, dy) pixels on a grey canvas of the same size.
+fn shifted(frame: &RgbImage, dx: i64, dy: i64) -> RgbImage {
+    let mut out = RgbImage::from_pixel(frame.width(), frame.height(), Rgb([128, 128, 128]));
+    imageops::overlay(&mut out, frame, dx, dy);
+    out
+}
+
+#[test]
+fn known_faces_are_found_again_in_windows_after_they_moved() {
+    use paca_fer::pipeline::frames::{HardSpec, hard_frame};
+    let Some(faces) = ferplus_faces(5) else { return };
+    let det = shipped_detector();
+    let mut rng = Rng(11);
+    let (mut known, mut again, mut ious) = (0usize, 0usize, Vec::new());
+    for i in 0..30u64 {
+        let n = 1 + rng.below(4) as usize;
+        let chosen: Vec<RgbImage> = (0..n)
+            .map(|_| faces[rng.below(faces.len() as u32) as usize].clone())
+            .collect();
+        let frame = hard_frame(&chosen, &HardSpec::default(), 7000 + i).image;
+        let before = det.detect(&frame).unwrap();
+        // The whole scene moves by up to 12 px, as a face between two webcam frames.
+        let (dx, dy) = (rng.below(25) as i64 - 12, rng.below(25) as i64 - 12);
+        let moved = shifted(&frame, dx, dy);
+        let after = det.detect_near(&moved, &before).unwrap();
+        assert!(
+            after.len() <= before.len(),
+            "re-detection only looks for known faces"
+        );
+        known += before.len();
+        for b in &before {
+            let want = FaceBox {
+                x: b.x + dx as f32,
+                y: b.y + dy as f32,
+                ..*b
+            };
+            if let Some(best) = after.iter().map(|a| a.iou(&want)).reduce(f32::max)
+                && best >= 0.5
+            {
+                again += 1;
+                ious.push(best);
+            }
+        }
+        for a in &after {
+            assert!(a.score >= det.config().threshold, "{a:?}");
+        }
+    }
+    let rate = again as f64 / known.max(1) as f64;
+    let mean_iou = ious.iter().sum::<f32>() / ious.len().max(1) as f32;
+    println!("re-detection: {again} of {known} known faces found again, mean IoU {mean_iou:.3}");
+    assert!(known >= 20, "the full passes found only {known} faces");
+    assert!(rate >= 0.9, "only {again} of {known} moved faces found again");
+    assert!(
+        mean_iou >= 0.75,
+        "re-detected boxes are off: mean IoU {mean_iou:.3}"
+    );
+    // No priors: nothing is looked for. A prior on bare background finds nothing.
+    let empty = hard_frame(&[], &HardSpec::default(), 1);
+    assert!(det.detect_near(&empty.image, &[]).unwrap().is_empty());
+    let nowhere = det
+        .detect_near(&empty.image, &[boxed(300.0, 200.0, 80.0, 80.0)])
+        .unwrap();
+    assert!(nowhere.is_empty(), "{nowhere:?}");
+}

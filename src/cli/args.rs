@@ -351,21 +351,62 @@ pub struct RunArgs {
     /// Per-frame latency budget in milliseconds (default: run.budget_ms).
     #[arg(long)]
     pub budget_ms: Option<f64>,
-    /// Width frames are downscaled to for face detection (default: run.detect_width).
-    #[arg(long, value_name = "PX")]
-    pub detect_width: Option<u32>,
-    /// Minimum face-detector score, in (0, 1) (default: run.detect_threshold).
-    #[arg(long, value_name = "SCORE")]
-    pub detect_threshold: Option<f32>,
-    /// Run the face detector on every n-th frame (default: run.detect_every).
-    #[arg(long, value_name = "N")]
-    pub detect_every: Option<u32>,
+    #[command(flatten)]
+    pub detector: DetectorFlags,
+    #[command(flatten)]
+    pub schedule: ScheduleFlags,
     /// Play --input this many times; 0 = forever (a soak test loops a folder).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub loops: u64,
     /// Stop after this many frames.
     #[arg(long, value_name = "N")]
     pub max_frames: Option<u64>,
+}
+
+/// Face-detector flags shared by `run`, `bench pipeline` and `bench detect`.
+#[derive(Debug, Args)]
+pub struct DetectorFlags {
+    /// Width frames are downscaled to for face detection (default: run.detect_width).
+    #[arg(long, value_name = "PX")]
+    pub detect_width: Option<u32>,
+    /// Minimum face-detector score, in (0, 1) (default: run.detect_threshold).
+    #[arg(long, value_name = "SCORE")]
+    pub detect_threshold: Option<f32>,
+}
+
+impl DetectorFlags {
+    /// Face-detector settings from the config's `[run]` section, with these flags' overrides.
+    pub fn detector_config(&self, config: &paca_fer::config::Config) -> paca_fer::face::DetectorConfig {
+        paca_fer::face::DetectorConfig {
+            width: self.detect_width.unwrap_or(config.run.detect_width),
+            threshold: self.detect_threshold.unwrap_or(config.run.detect_threshold),
+            roi_width: config.run.redetect_width,
+            ..paca_fer::face::DetectorConfig::default()
+        }
+    }
+}
+
+/// When the detector runs: flags shared by `run` and `bench pipeline`.
+#[derive(Debug, Args)]
+pub struct ScheduleFlags {
+    /// Run the face detector on the whole frame every n-th frame (default: run.detect_every).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub detect_every: Option<u32>,
+    /// Re-detect known faces in windows around them between full passes (default: run.redetect).
+    #[arg(long, value_name = "BOOL")]
+    pub redetect: Option<bool>,
+}
+
+impl ScheduleFlags {
+    /// Puts these flags' overrides into `opts`.
+    pub fn apply(&self, opts: &mut paca_fer::pipeline::RunOptions) {
+        if let Some(n) = self.detect_every {
+            opts.detect_every = n;
+        }
+        if let Some(r) = self.redetect {
+            opts.redetect = r;
+        }
+    }
 }
 
 /// `bench` subcommands.
@@ -392,12 +433,8 @@ pub struct BenchDetectArgs {
     /// Model folder that labels the found faces (default: as `run` chooses).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Width frames are downscaled to for face detection (default: run.detect_width).
-    #[arg(long, value_name = "PX")]
-    pub detect_width: Option<u32>,
-    /// Minimum face-detector score, in (0, 1) (default: run.detect_threshold).
-    #[arg(long, value_name = "SCORE")]
-    pub detect_threshold: Option<f32>,
+    #[command(flatten)]
+    pub detector: DetectorFlags,
     /// Threads the detector may use (the live pipeline gives it one).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -455,12 +492,10 @@ pub struct BenchPipelineArgs {
     /// Model folder (default: as `run` chooses).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Width frames are downscaled to for face detection (default: run.detect_width).
-    #[arg(long, value_name = "PX")]
-    pub detect_width: Option<u32>,
-    /// Minimum face-detector score, in (0, 1) (default: run.detect_threshold).
-    #[arg(long, value_name = "SCORE")]
-    pub detect_threshold: Option<f32>,
+    #[command(flatten)]
+    pub detector: DetectorFlags,
+    #[command(flatten)]
+    pub schedule: ScheduleFlags,
     /// Play the folder this many times.
     #[arg(long, default_value_t = 1)]
     pub loops: u64,

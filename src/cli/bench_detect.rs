@@ -180,7 +180,7 @@ fn score<D: DetectFaces>(
 /// Runs `bench detect`.
 pub fn run(a: &BenchDetectArgs, config: &Config, json: bool) -> Result<()> {
     let truth = read_truth(&a.input)?;
-    let cfg = super::detector_config(config, a.detect_width, a.detect_threshold);
+    let cfg = a.detector.detector_config(config);
     let detector = FaceDetector::load_shipped(cfg)?;
     let (mut out, set) = score(
         &detector,

@@ -34,11 +34,13 @@ fn pass(
     let mut classifier = Classifier::<Cpu>::load(dir, &Default::default())?;
     classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
     let (flip_tta, zoom_tta) = (classifier.meta.flip_tta, classifier.meta.zoom_tta);
-    let width = a.detect_width.unwrap_or(config.run.detect_width);
-    let detector =
-        FaceDetector::load_shipped(super::detector_config(config, Some(width), a.detect_threshold))?;
-    let mut opts = RunOptions::from_config(config, None, true);
+    let detector_cfg = a.detector.detector_config(config);
+    let width = detector_cfg.width;
+    let detector = FaceDetector::load_shipped(detector_cfg)?;
+    let mut opts = RunOptions::from_config(config, true);
+    a.schedule.apply(&mut opts);
     opts.detect_async = detect_async;
+    let (detect_every, redetect) = (opts.detect_every, opts.redetect);
     let mut outputs = Outputs::new(OutputOptions::default())?;
     // Warm-up on the first frames is part of the numbers: a user sees it too.
     let mut opener = input_opener(&a.input, Some(a.loops.max(1)))?;
@@ -58,6 +60,7 @@ fn pass(
         "faces_per_frame": s.faces as f64 / n,
         "stages": {
             "detect": t.detect / n,
+            "redetect": t.redetect / n,
             "crop": t.crop / n,
             "embed": t.embed / n,
             "cluster": t.cluster / n,
@@ -65,6 +68,8 @@ fn pass(
         },
         "detect_width": width,
         "detect_async": detect_async,
+        "detect_every": detect_every,
+        "redetect": redetect,
         "source_fps": fps_in,
         "skipped": s.skipped,
         "flip_tta": flip_tta,
@@ -73,7 +78,8 @@ fn pass(
 }
 
 /// Runs `bench pipeline`: the live configuration (detector on its own thread) and the recorded
-/// one (detector on every frame, on the frame's path), both over every frame of `--input`.
+/// one (detection on every frame, on the frame's path: full passes every `detect_every` frames,
+/// re-detection in between), both over every frame of `--input`.
 pub fn pipeline(a: &BenchPipelineArgs, config: &Config, json: bool) -> Result<()> {
     if !(a.source_fps.is_finite() && a.source_fps > 0.0) {
         bail!("--source-fps {}: expected a frame rate above 0", a.source_fps);

@@ -58,16 +58,3 @@ pub fn print_json(value: &serde_json::Value) -> Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
 }
-
-/// Face-detector settings from the config's `[run]` section, with the command line's overrides.
-pub(crate) fn detector_config(
-    config: &paca_fer::config::Config,
-    width: Option<u32>,
-    threshold: Option<f32>,
-) -> paca_fer::face::DetectorConfig {
-    paca_fer::face::DetectorConfig {
-        width: width.unwrap_or(config.run.detect_width),
-        threshold: threshold.unwrap_or(config.run.detect_threshold),
-        ..paca_fer::face::DetectorConfig::default()
-    }
-}

@@ -43,8 +43,7 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     log::info!("model {}: {why}", dir.display());
     let mut classifier = Classifier::<Cpu>::load(&dir, &Default::default())?;
     classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
-    let detector =
-        FaceDetector::load_shipped(super::detector_config(config, a.detect_width, a.detect_threshold))?;
+    let detector = FaceDetector::load_shipped(a.detector.detector_config(config))?;
     let (opener, live) = match &a.input {
         Some(p) => (input_opener(p, (a.loops != 0).then_some(a.loops))?, false),
         None => (camera_source(a.camera.unwrap_or(0))?, true),
@@ -65,7 +64,8 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
         method: classifier.meta.method.clone(),
         k: classifier.meta.k,
     })?;
-    let mut opts = RunOptions::from_config(config, a.detect_every, live);
+    let mut opts = RunOptions::from_config(config, live);
+    a.schedule.apply(&mut opts);
     opts.stop = stop;
     opts.max_frames = a.max_frames;
     let (method, k) = (classifier.meta.method.clone(), classifier.meta.k);

@@ -6,6 +6,7 @@ use burn::prelude::Backend;
 use image::RgbImage;
 
 use crate::face::engine::Engine;
+use crate::face::roi::{Window, continuation};
 use crate::face::{DetectorConfig, FaceBox, FaceError, InputGeometry, decode, nms, to_planar_rgb};
 
 /// Where the project ships the CenterFace model, relative to the project root.
@@ -67,11 +68,37 @@ impl<B: Backend> FaceDetector<B> {
     /// Detects faces in `frame`; boxes and landmarks are in `frame` pixels, sorted by
     /// descending score, overlapping duplicates removed. An empty frame gives no faces.
     pub fn detect(&self, frame: &RgbImage) -> Result<Vec<FaceBox>, FaceError> {
+        self.detect_at(frame, self.cfg.width)
+    }
+
+    /// Re-detects the faces `priors` (boxes from a recent frame) in `frame`, each in its
+    /// [`Window`] at network width [`DetectorConfig::roi_width`]: a face that moved a little is
+    /// found again at a fraction of a full pass's cost. A face not found near its prior is left
+    /// out; faces that were not in `priors` are not looked for.
+    pub fn detect_near(&self, frame: &RgbImage, priors: &[FaceBox]) -> Result<Vec<FaceBox>, FaceError> {
+        let (fw, fh) = frame.dimensions();
+        let mut found = Vec::with_capacity(priors.len());
+        for prior in priors {
+            let Some(win) = Window::around(prior, fw, fh) else {
+                continue;
+            };
+            let view = image::imageops::crop_imm(frame, win.x, win.y, win.w, win.h).to_image();
+            let boxes = self.detect_at(&view, self.cfg.roi_width)?;
+            if let Some(b) = continuation(prior, boxes.into_iter().map(|b| win.to_frame(b))) {
+                found.push(b);
+            }
+        }
+        // Two priors on one face (or neighbours whose windows overlap) find it twice.
+        Ok(nms(found, self.cfg.nms_iou))
+    }
+
+    /// One full pass over `frame` at network width `width`.
+    fn detect_at(&self, frame: &RgbImage, width: u32) -> Result<Vec<FaceBox>, FaceError> {
         let (fw, fh) = frame.dimensions();
         if fw == 0 || fh == 0 {
             return Ok(Vec::new());
         }
-        let geom = InputGeometry::new(fw, fh, self.cfg.width);
+        let geom = InputGeometry::new(fw, fh, width);
         let input = to_planar_rgb(frame, &geom);
         let out = self
             .engine

@@ -14,7 +14,8 @@
 //! only model file.
 //!
 //! Pipeline: [`FaceDetector::detect`] (resize to [`DetectorConfig::width`] → network →
-//! [`decode`] → [`nms`]) then [`crop_face`] with [`DEFAULT_MARGIN`] to [`FACE_SIZE`].
+//! [`decode`] → [`nms`]) then [`crop_face`] with [`DEFAULT_MARGIN`] to [`FACE_SIZE`]; between
+//! full passes, [`FaceDetector::detect_near`] re-detects known faces in small windows ([`roi`]).
 
 mod centerface_net;
 mod crop;
@@ -26,6 +27,7 @@ pub mod evaluate;
 mod geometry;
 mod nms;
 mod preprocess;
+pub mod roi;
 mod types;
 mod weights;
 

@@ -58,15 +58,21 @@ pub struct DetectorConfig {
     pub threshold: f32,
     /// IoU above which the lower-scored of two overlapping detections is dropped.
     pub nms_iou: f32,
+    /// Network width of a re-detection window around a known face
+    /// ([`FaceDetector::detect_near`](crate::face::FaceDetector::detect_near)).
+    pub roi_width: u32,
 }
 
 impl Default for DetectorConfig {
-    /// Width 320, threshold 0.5, NMS IoU 0.3 (CenterFace's published defaults for the last two).
+    /// Width 320, threshold 0.5, NMS IoU 0.3 (CenterFace's published defaults for the last two),
+    /// re-detection windows at 128 px (a face fills half of it: 64 px, well inside the sizes
+    /// CenterFace finds).
     fn default() -> Self {
         Self {
             width: 320,
             threshold: 0.5,
             nms_iou: 0.3,
+            roi_width: 128,
         }
     }
 }
@@ -81,6 +87,13 @@ impl DetectorConfig {
             return Err(FaceError::Config(format!(
                 "width {} outside 32..={}",
                 self.width,
+                Self::MAX_WIDTH
+            )));
+        }
+        if self.roi_width < 32 || self.roi_width > Self::MAX_WIDTH {
+            return Err(FaceError::Config(format!(
+                "roi_width {} outside 32..={}",
+                self.roi_width,
                 Self::MAX_WIDTH
             )));
         }

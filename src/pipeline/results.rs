@@ -14,8 +14,11 @@ use crate::labels::{Emotion, NUM_CLASSES};
 /// Milliseconds spent per stage on one frame.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StageMs {
-    /// Face detection (0 on frames that reuse boxes).
+    /// A full face-detection pass (0 on frames between passes; with the asynchronous
+    /// detector, the pass whose boxes the frame used).
     pub detect: f64,
+    /// Re-detection of known faces in windows around them, on frames between full passes.
+    pub redetect: f64,
     /// Cropping and resizing faces to 96×96.
     pub crop: f64,
     /// Patch embedding.
@@ -29,12 +32,13 @@ pub struct StageMs {
 impl StageMs {
     /// Sum of all stages: the frame's processing time without queueing.
     pub fn total(&self) -> f64 {
-        self.detect + self.crop + self.embed + self.cluster + self.model
+        self.detect + self.redetect + self.crop + self.embed + self.cluster + self.model
     }
 
     /// Adds `other` stage by stage.
     pub fn add(&mut self, other: &StageMs) {
         self.detect += other.detect;
+        self.redetect += other.redetect;
         self.crop += other.crop;
         self.embed += other.embed;
         self.cluster += other.cluster;

@@ -24,8 +24,12 @@ use crate::labels::{Emotion, NUM_CLASSES};
 
 /// Everything the runtime needs besides the source and the models.
 pub struct RunOptions {
-    /// Run the detector on every n-th frame (1 = all); other frames reuse the last boxes.
+    /// Run the detector on every n-th frame (1 = all); other frames reuse the last boxes, or
+    /// re-detect them with `redetect`.
     pub detect_every: u32,
+    /// On frames between full detector passes, look for the known faces again in a window
+    /// around each (cheap; follows a moving face; faces not seen again are dropped).
+    pub redetect: bool,
     /// Run the detector on its own thread on the newest frame, and crop every frame with the
     /// latest boxes (keeps detection off the per-frame path; outputs depend on timing).
     pub detect_async: bool,
@@ -47,6 +51,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             detect_every: 1,
+            redetect: false,
             detect_async: false,
             align: true,
             track: TrackConfig::default(),
@@ -59,11 +64,12 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
-    /// The runtime's options from the `[run]` section of the config; `detect_every` overrides
-    /// it, and the asynchronous detector is used only on live sources.
-    pub fn from_config(config: &Config, detect_every: Option<u32>, live: bool) -> Self {
+    /// The runtime's options from the `[run]` section of the config; the asynchronous detector
+    /// is used only on live sources.
+    pub fn from_config(config: &Config, live: bool) -> Self {
         Self {
-            detect_every: detect_every.unwrap_or(config.run.detect_every),
+            detect_every: config.run.detect_every,
+            redetect: config.run.redetect,
             detect_async: live && config.run.detect_async,
             align: config.run.align,
             track: TrackConfig {
@@ -112,9 +118,18 @@ fn stage<T>(stop: &AtomicBool, body: impl FnOnce() -> Result<T>) -> Result<T> {
     out
 }
 
-/// Latest detection published by the asynchronous detector: the boxes and how long that
-/// detection took (ms), so every frame's stage times include the detector's cost.
-type LatestBoxes = Mutex<(Vec<FaceBox>, f64)>;
+/// Latest detection published by the asynchronous detector: the boxes, how long that
+/// detection took (ms), so every frame's stage times include the detector's cost, and a count
+/// of the detections published so far, so the frame path sees which boxes are new.
+#[derive(Default)]
+struct Published {
+    boxes: Vec<FaceBox>,
+    ms: f64,
+    count: u64,
+}
+
+/// The asynchronous detector's latest result, shared with the frame path.
+type LatestBoxes = Mutex<Published>;
 
 /// The asynchronous detector's side: where to send frames and where to read the latest boxes.
 struct AsyncDetection<'a> {
@@ -122,7 +137,8 @@ struct AsyncDetection<'a> {
     latest: &'a LatestBoxes,
 }
 
-/// Detects (every n-th frame, or via the async detector) and crops faces.
+/// Detects (every n-th frame, or via the async detector; re-detecting known faces in between
+/// when asked) and crops faces.
 fn detect_and_crop<D: DetectFaces>(
     detector: &D,
     rx: LaneReceiver<Captured>,
@@ -134,22 +150,34 @@ fn detect_and_crop<D: DetectFaces>(
     let mut last: Vec<FaceBox> = vec![];
     let every = opts.detect_every.max(1) as u64;
     let mut n = 0u64;
+    let mut seen = 0u64;
     while let Some(cap) = recv_or_stop(&rx, &opts.stop) {
         let mut stages = StageMs::default();
-        match &async_det {
+        // Whether this frame's boxes still come from an earlier frame.
+        let carried = match &async_det {
             Some(a) => {
                 let _ = a.frames.send(Arc::clone(&cap.image));
                 if let Ok(g) = a.latest.lock() {
-                    last = g.0.clone();
-                    stages.detect = g.1;
+                    stages.detect = g.ms;
+                    // Re-detection keeps its own boxes between the detector's results.
+                    if g.count != seen || !opts.redetect {
+                        (last, seen) = (g.boxes.clone(), g.count);
+                    }
                 }
+                true
             }
             None if n.is_multiple_of(every) => {
                 let t = Instant::now();
                 last = pool.install(|| detector.detect_faces(&cap.image))?;
                 stages.detect = ms(t);
+                false
             }
-            None => {}
+            None => true,
+        };
+        if opts.redetect && carried && !last.is_empty() {
+            let t = Instant::now();
+            last = pool.install(|| detector.redetect_faces(&cap.image, &last))?;
+            stages.redetect = ms(t);
         }
         n += 1;
         let t = Instant::now();
@@ -185,7 +213,8 @@ fn detect_latest<D: DetectFaces>(
         match pool.install(|| detector.detect_faces(&img)) {
             Ok(b) => {
                 if let Ok(mut g) = latest.lock() {
-                    *g = (b, ms(t));
+                    g.count += 1;
+                    (g.boxes, g.ms) = (b, ms(t));
                 }
             }
             Err(e) => log::error!("face detection failed: {e:#}"),
@@ -351,7 +380,7 @@ pub fn run_pipeline<D: DetectFaces, C: ClassifyFaces>(
         crop_tx.drop_counter(),
         res_tx.drop_counter(),
     ];
-    let latest: LatestBoxes = Mutex::new((vec![], 0.0));
+    let latest = LatestBoxes::default();
     let mut summary = RunSummary::default();
 
     // The capture thread is not scoped: a stalled source must not block the end of the run.

@@ -13,6 +13,13 @@ use crate::face::{FaceBox, FaceDetector};
 pub trait DetectFaces: Sync {
     /// Boxes (with landmarks) of the faces in `frame`.
     fn detect_faces(&self, frame: &RgbImage) -> Result<Vec<FaceBox>>;
+
+    /// Boxes of the faces `priors` (from a recent frame) found again in `frame`, looking only
+    /// near each; by default a full [`detect_faces`](Self::detect_faces).
+    fn redetect_faces(&self, frame: &RgbImage, priors: &[FaceBox]) -> Result<Vec<FaceBox>> {
+        let _ = priors;
+        self.detect_faces(frame)
+    }
 }
 
 /// Classifies cropped 96×96 faces.
@@ -27,6 +34,10 @@ where
 {
     fn detect_faces(&self, frame: &RgbImage) -> Result<Vec<FaceBox>> {
         Ok(self.detect(frame)?)
+    }
+
+    fn redetect_faces(&self, frame: &RgbImage, priors: &[FaceBox]) -> Result<Vec<FaceBox>> {
+        Ok(self.detect_near(frame, priors)?)
     }
 }
 
