@@ -596,7 +596,15 @@ fn moving_face_errors(redetect: bool, n: usize) -> Option<(Vec<Option<f64>>, f64
             Step::Frame(f)
         })
         .collect();
-    let (det, clf) = models();
+    let (_, clf) = models();
+    let det = FaceDetector::load(
+        &manifest().join(DEFAULT_MODEL_PATH),
+        DetectorConfig {
+            width: 320,
+            ..DetectorConfig::default()
+        },
+    )
+    .unwrap();
     let opts = RunOptions {
         detect_every: 15,
         redetect,

@@ -34,7 +34,12 @@ impl Window {
             return None;
         }
         let (cx, cy) = face.center();
-        if cx < 0.0 || cy < 0.0 || cx > frame_w as f32 || cy > frame_h as f32 {
+        if !(cx.is_finite() && cy.is_finite())
+            || cx < 0.0
+            || cy < 0.0
+            || cx > frame_w as f32
+            || cy > frame_h as f32
+        {
             return None;
         }
         let axis = |centre: f32, len: u32| {
