@@ -316,9 +316,14 @@ pub struct RunArgs {
     /// List cameras and exit.
     #[arg(long)]
     pub list_cameras: bool,
-    /// An image, a folder of frames (name order) or a video file, instead of a camera.
-    #[arg(long, value_name = "PATH")]
+    /// An image, a folder of frames (name order), a .gif, a video file (.mp4, .mkv, .avi, .webm,
+    /// .mov, …) or a stream URI (rtsp://, http://), instead of a camera.
+    #[arg(long, value_name = "PATH|URI")]
     pub input: Option<PathBuf>,
+    /// A GStreamer pipeline ending in `appsink`, played as a live source (e.g. a Jetson CSI camera:
+    /// "nvarguscamerasrc ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=RGB ! appsink").
+    #[arg(long, value_name = "PIPELINE", conflicts_with_all = ["input", "camera"])]
+    pub gst: Option<String>,
     /// Model folder (default: chosen by `select`).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,

@@ -19,7 +19,7 @@ use paca_fer::face::FaceDetector;
 use paca_fer::pipeline::frames::{FrameTruth, HardSpec, TruthFace, hard_frame, shot};
 use paca_fer::pipeline::output::{OutputOptions, Outputs};
 use paca_fer::pipeline::results::percentile;
-use paca_fer::pipeline::source::{input_opener, paced};
+use paca_fer::pipeline::source::{open_input, paced};
 use paca_fer::pipeline::{RunOptions, RunSummary, run_pipeline};
 use paca_fer::select::choose_model;
 
@@ -43,7 +43,7 @@ fn pass(
     let (detect_every, redetect) = (opts.detect_every, opts.redetect);
     let mut outputs = Outputs::new(OutputOptions::default())?;
     // Warm-up on the first frames is part of the numbers: a user sees it too.
-    let mut opener = input_opener(&a.input, Some(a.loops.max(1)))?;
+    let (mut opener, _) = open_input(&a.input, Some(a.loops.max(1)))?;
     if let Some(f) = fps_in {
         opener = paced(opener, f);
     }

@@ -17,7 +17,7 @@ use paca_fer::face::FaceDetector;
 use paca_fer::model::Grouping;
 use paca_fer::pipeline::output::{OutputOptions, Outputs};
 use paca_fer::pipeline::results::percentile;
-use paca_fer::pipeline::source::{SourceOpener, input_opener};
+use paca_fer::pipeline::source::{SourceOpener, open_input, pipeline_opener};
 use paca_fer::pipeline::{RunOptions, RunSummary, run_pipeline};
 use paca_fer::select::choose_model;
 
@@ -44,9 +44,10 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     let mut classifier = Classifier::<Cpu>::load(&dir, &Default::default())?;
     classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
     let detector = FaceDetector::load_shipped(a.detector.detector_config(config))?;
-    let (opener, live) = match &a.input {
-        Some(p) => (input_opener(p, (a.loops != 0).then_some(a.loops))?, false),
-        None => (camera_source(a.camera.unwrap_or(0))?, true),
+    let (opener, live) = match (&a.input, &a.gst) {
+        (Some(p), _) => open_input(p, (a.loops != 0).then_some(a.loops))?,
+        (None, Some(g)) => (pipeline_opener(g)?, true),
+        (None, None) => (camera_source(a.camera.unwrap_or(0))?, true),
     };
     let stop = Arc::new(AtomicBool::new(false));
     {

@@ -39,6 +39,8 @@ pub(super) struct Captured {
     pub index: u64,
     pub t: Instant,
     pub image: Arc<RgbImage>,
+    /// The stream timestamp, where the source has one.
+    pub pts: Option<Duration>,
 }
 
 /// Counters and the current alert, shared by the stages and read by the output loop.
@@ -112,6 +114,7 @@ pub(super) fn capture(
                     index,
                     t: Instant::now(),
                     image: Arc::new(img),
+                    pts: src.timestamp(),
                 };
                 index += 1;
                 if tx.send(c).is_err() {

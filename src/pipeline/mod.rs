@@ -10,6 +10,8 @@ pub mod camera;
 mod capture;
 pub mod channel;
 pub mod frames;
+#[cfg(feature = "gstreamer")]
+pub mod gst;
 pub mod output;
 pub mod overlay;
 pub mod results;

@@ -64,6 +64,7 @@ pub fn frame_json(r: &FrameResult, method: &Grouping, k: usize) -> Value {
     json!({
         "frame": r.index,
         "t_ms": r.t_ms,
+        "pts_ms": r.pts_ms,
         "latency_ms": r.latency_ms,
         "faces": faces,
         "method": method.to_string(),

@@ -67,6 +67,8 @@ pub struct FrameResult {
     pub index: u64,
     /// Capture time since the start of the run, ms.
     pub t_ms: f64,
+    /// The frame's stream timestamp, ms (video files and streams; `None` for other sources).
+    pub pts_ms: Option<f64>,
     /// The frame.
     pub image: Arc<RgbImage>,
     /// Faces found and classified.

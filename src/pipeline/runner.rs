@@ -274,6 +274,7 @@ fn classify<C: ClassifyFaces>(
         let r = FrameResult {
             index: c.cap.index,
             t_ms: (c.cap.t - start).as_secs_f64() * 1e3,
+            pts_ms: c.cap.pts.map(|d| d.as_secs_f64() * 1e3),
             latency_ms: ms(c.cap.t),
             image: c.cap.image,
             faces,

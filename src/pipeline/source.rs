@@ -31,6 +31,10 @@ pub trait FrameSource {
     fn is_live(&self) -> bool;
     /// Human-readable name for logs and the overlay.
     fn describe(&self) -> String;
+    /// The stream timestamp of the last frame returned, where the source has one (video files).
+    fn timestamp(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Opens a source on the capture thread (cameras and GIF decoders need not be `Send`).
@@ -189,6 +193,10 @@ impl FrameSource for Paced {
         self.inner.is_live()
     }
 
+    fn timestamp(&self) -> Option<std::time::Duration> {
+        self.inner.timestamp()
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} at {:.0} FPS",
@@ -208,6 +216,123 @@ pub fn paced(opener: SourceOpener, fps: f64) -> SourceOpener {
             next: None,
         }) as Box<dyn FrameSource>)
     })
+}
+
+/// Extensions of video files played through GStreamer.
+pub const VIDEO_EXTENSIONS: [&str; 10] = [
+    "mp4", "mkv", "avi", "webm", "mov", "m4v", "mpg", "mpeg", "ts", "ogv",
+];
+
+/// What a `--input` argument names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputKind {
+    /// An image, a folder of frames or a `.gif` (decoded by `image`).
+    Frames,
+    /// A video file (GStreamer): recorded, every frame in order.
+    Video,
+    /// A URI other than `file://` (`rtsp://`, `http://`, …): a live network stream.
+    Stream,
+}
+
+impl InputKind {
+    /// Classifies `--input` by its form: a URI scheme, else the file extension.
+    pub fn of(input: &Path) -> Self {
+        let s = input.to_string_lossy();
+        if let Some((scheme, _)) = s.split_once("://") {
+            return if scheme.eq_ignore_ascii_case("file") {
+                Self::Video
+            } else {
+                Self::Stream
+            };
+        }
+        let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if VIDEO_EXTENSIONS.iter().any(|v| v.eq_ignore_ascii_case(ext)) {
+            Self::Video
+        } else {
+            Self::Frames
+        }
+    }
+
+    /// Live inputs use lossy lanes and reconnect; recorded ones deliver every frame.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Self::Stream)
+    }
+}
+
+/// The source `--input` names and whether it is live: frames, a video file or a network stream.
+pub fn open_input(input: &Path, loops: Option<u64>) -> Result<(SourceOpener, bool)> {
+    let kind = InputKind::of(input);
+    match kind {
+        InputKind::Frames => Ok((input_opener(input, loops)?, false)),
+        InputKind::Video | InputKind::Stream => {
+            let s = input.to_string_lossy().into_owned();
+            if kind == InputKind::Video && !s.contains("://") && !input.is_file() {
+                bail!("--input {}: no such video file", input.display());
+            }
+            Ok((video_opener(&s, kind.is_live(), loops)?, kind.is_live()))
+        }
+    }
+}
+
+/// The source a `--gst PIPELINE` describes (live: a camera or stream pipeline ending in `appsink`).
+pub fn pipeline_opener(pipeline: &str) -> Result<SourceOpener> {
+    if !pipeline.contains("appsink") {
+        bail!(
+            "--gst \"{pipeline}\": the pipeline must end in `appsink` (e.g. `... ! videoconvert ! video/x-raw,format=RGB ! appsink`)"
+        );
+    }
+    gst_source(GstSpecArg::Pipeline(pipeline.to_string()), true, None)
+}
+
+fn video_opener(input: &str, live: bool, loops: Option<u64>) -> Result<SourceOpener> {
+    let uri = if input.contains("://") {
+        input.to_string()
+    } else {
+        let abs = std::path::absolute(input)
+            .with_context(|| format!("--input {input}: cannot resolve the path"))?;
+        file_uri(&abs)
+    };
+    gst_source(GstSpecArg::Uri(uri), live, loops)
+}
+
+/// `file://` URI of an absolute path, with the characters URIs reserve percent-encoded.
+fn file_uri(path: &Path) -> String {
+    let mut out = String::from("file://");
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A GStreamer input before the feature decides whether it can be played.
+enum GstSpecArg {
+    Uri(String),
+    Pipeline(String),
+}
+
+#[cfg(feature = "gstreamer")]
+fn gst_source(spec: GstSpecArg, live: bool, loops: Option<u64>) -> Result<SourceOpener> {
+    use super::gst::{GstOptions, GstSpec, gst_opener};
+    let spec = match spec {
+        GstSpecArg::Uri(u) => GstSpec::Uri(u),
+        GstSpecArg::Pipeline(p) => GstSpec::Pipeline(p),
+    };
+    let stall = std::time::Duration::from_secs(if live { 5 } else { 30 });
+    Ok(gst_opener(spec, GstOptions { live, loops, stall }))
+}
+
+#[cfg(not(feature = "gstreamer"))]
+fn gst_source(spec: GstSpecArg, _live: bool, _loops: Option<u64>) -> Result<SourceOpener> {
+    let what = match spec {
+        GstSpecArg::Uri(u) => u,
+        GstSpecArg::Pipeline(p) => p,
+    };
+    bail!(
+        "{what}: this build has no video support (the `gstreamer` feature is off; run scripts/setup.sh and build with default features)"
+    )
 }
 
 /// The frames a `--input` path names: one image, the images of a folder in name order, or the
@@ -320,6 +445,31 @@ mod tests {
         for (got, want) in vals.iter().zip([0u8, 100, 200]) {
             assert!((*got as i32 - want as i32).abs() <= 8, "{vals:?}");
         }
+    }
+
+    #[test]
+    fn inputs_are_classified_by_scheme_and_extension() {
+        assert_eq!(InputKind::of(Path::new("clip.MP4")), InputKind::Video);
+        assert_eq!(InputKind::of(Path::new("a/b.webm")), InputKind::Video);
+        assert_eq!(InputKind::of(Path::new("file:///x/y.bin")), InputKind::Video);
+        assert_eq!(
+            InputKind::of(Path::new("rtsp://cam.local/stream")),
+            InputKind::Stream
+        );
+        assert_eq!(InputKind::of(Path::new("frames")), InputKind::Frames);
+        assert_eq!(InputKind::of(Path::new("face.png")), InputKind::Frames);
+        assert!(InputKind::Stream.is_live() && !InputKind::Video.is_live());
+        assert_eq!(file_uri(Path::new("/a b/c#1.mp4")), "file:///a%20b/c%231.mp4");
+        let e = open_input(Path::new("/no/such/clip.mp4"), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("clip.mp4") && e.contains("no such"), "{e}");
+        let e = pipeline_opener("videotestsrc ! fakesink")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("appsink"), "{e}");
     }
 
     #[test]
