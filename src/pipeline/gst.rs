@@ -13,33 +13,15 @@ use gstreamer::prelude::*;
 use gstreamer_app::AppSink;
 use image::RgbImage;
 
-use super::source::{FrameSource, SourceError, SourceOpener};
+use super::source::{FrameSource, GstSpec, SourceError, SourceOpener};
 
-/// What GStreamer is asked to play.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GstSpec {
-    /// A URI decoded by `uridecodebin` (`file://…` for a local clip, `rtsp://…`, `http://…`).
-    Uri(String),
-    /// A user's pipeline description, ending in an `appsink`.
-    Pipeline(String),
-}
-
-impl GstSpec {
-    /// The `gst-launch` description of this input, ending in an RGB `appsink`.
-    fn description(&self) -> String {
-        match self {
-            GstSpec::Uri(uri) => format!(
-                "uridecodebin uri=\"{uri}\" ! videoconvert ! video/x-raw,format=RGB ! appsink name=paca_sink"
-            ),
-            GstSpec::Pipeline(p) => p.clone(),
-        }
-    }
-
-    fn name(&self) -> &str {
-        match self {
-            GstSpec::Uri(u) => u,
-            GstSpec::Pipeline(p) => p,
-        }
+/// The `gst-launch` description of an input, ending in an RGB `appsink`.
+fn description(spec: &GstSpec) -> String {
+    match spec {
+        GstSpec::Uri(uri) => format!(
+            "uridecodebin uri=\"{uri}\" ! videoconvert ! video/x-raw,format=RGB ! appsink name=paca_sink"
+        ),
+        GstSpec::Pipeline(p) => p.clone(),
     }
 }
 
@@ -94,7 +76,7 @@ impl GstFrames {
     fn start(&self) -> Result<Running, String> {
         let name = self.spec.name();
         gst::init().map_err(|e| format!("{name}: GStreamer cannot start ({e})"))?;
-        let element = gst::parse::launch(&self.spec.description())
+        let element = gst::parse::launch(&description(&self.spec))
             .map_err(|e| format!("{name}: not a GStreamer pipeline GStreamer can build ({e})"))?;
         let pipeline = match element.downcast::<gst::Pipeline>() {
             Ok(p) => p,
@@ -153,11 +135,10 @@ impl GstFrames {
     /// A fault: live inputs reconnect on the next call (transient); recorded ones are gone.
     fn fault(&mut self, why: String) -> SourceError {
         let msg = format!("{}: {why}", self.spec.name());
+        self.running = None;
         if self.opts.live {
-            self.running = None;
             SourceError::Transient(format!("{msg}; reconnecting"))
         } else {
-            self.running = None;
             self.opts.loops = Some(0);
             SourceError::Gone(msg)
         }

@@ -281,7 +281,7 @@ pub fn pipeline_opener(pipeline: &str) -> Result<SourceOpener> {
             "--gst \"{pipeline}\": the pipeline must end in `appsink` (e.g. `... ! videoconvert ! video/x-raw,format=RGB ! appsink`)"
         );
     }
-    gst_source(GstSpecArg::Pipeline(pipeline.to_string()), true, None)
+    gst_source(GstSpec::Pipeline(pipeline.to_string()), true, None)
 }
 
 fn video_opener(input: &str, live: bool, loops: Option<u64>) -> Result<SourceOpener> {
@@ -292,7 +292,7 @@ fn video_opener(input: &str, live: bool, loops: Option<u64>) -> Result<SourceOpe
             .with_context(|| format!("--input {input}: cannot resolve the path"))?;
         file_uri(&abs)
     };
-    gst_source(GstSpecArg::Uri(uri), live, loops)
+    gst_source(GstSpec::Uri(uri), live, loops)
 }
 
 /// `file://` URI of an absolute path, with the characters URIs reserve percent-encoded.
@@ -307,31 +307,38 @@ fn file_uri(path: &Path) -> String {
     out
 }
 
-/// A GStreamer input before the feature decides whether it can be played.
-enum GstSpecArg {
+/// What GStreamer is asked to play (plain data, so builds without the `gstreamer` feature can
+/// name it in their error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GstSpec {
+    /// A URI decoded by `uridecodebin` (`file://…` for a local clip, `rtsp://…`, `http://…`).
     Uri(String),
+    /// A user's pipeline description, ending in an `appsink`.
     Pipeline(String),
 }
 
+impl GstSpec {
+    /// The URI or pipeline text, for messages.
+    pub fn name(&self) -> &str {
+        match self {
+            GstSpec::Uri(u) => u,
+            GstSpec::Pipeline(p) => p,
+        }
+    }
+}
+
 #[cfg(feature = "gstreamer")]
-fn gst_source(spec: GstSpecArg, live: bool, loops: Option<u64>) -> Result<SourceOpener> {
-    use super::gst::{GstOptions, GstSpec, gst_opener};
-    let spec = match spec {
-        GstSpecArg::Uri(u) => GstSpec::Uri(u),
-        GstSpecArg::Pipeline(p) => GstSpec::Pipeline(p),
-    };
+fn gst_source(spec: GstSpec, live: bool, loops: Option<u64>) -> Result<SourceOpener> {
+    use super::gst::{GstOptions, gst_opener};
     let stall = std::time::Duration::from_secs(if live { 5 } else { 30 });
     Ok(gst_opener(spec, GstOptions { live, loops, stall }))
 }
 
 #[cfg(not(feature = "gstreamer"))]
-fn gst_source(spec: GstSpecArg, _live: bool, _loops: Option<u64>) -> Result<SourceOpener> {
-    let what = match spec {
-        GstSpecArg::Uri(u) => u,
-        GstSpecArg::Pipeline(p) => p,
-    };
+fn gst_source(spec: GstSpec, _live: bool, _loops: Option<u64>) -> Result<SourceOpener> {
     bail!(
-        "{what}: this build has no video support (the `gstreamer` feature is off; run scripts/setup.sh and build with default features)"
+        "{}: this build has no video support (the `gstreamer` feature is off; run scripts/setup.sh and build with default features)",
+        spec.name()
     )
 }
 
