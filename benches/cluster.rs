@@ -8,7 +8,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 mod linfa_reference;
 
 use linfa_reference::{linfa_dbscan, linfa_kmeans};
-use paca_fer::cluster::{Affinity, ClusterSpec, Linkage, Method, Workspace, dbscan_default_eps};
+use paca_fer::cluster::{Affinity, ClusterSpec, Linkage, Method, Workspace, dbscan_default_eps, gram};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -64,6 +64,25 @@ fn bench_methods(c: &mut Criterion) {
     group.finish();
 }
 
+/// The Gram kernel alone: the SIMD kernel `gram_shifted` dispatches to (AVX2/FMA on x86-64, NEON
+/// on aarch64) against the portable `matrixmultiply` path on the same image.
+fn bench_gram(c: &mut Criterion) {
+    let x = image(1);
+    let mut group = c.benchmark_group("gram_36x2048");
+    group.sample_size(30);
+    group.warm_up_time(std::time::Duration::from_millis(300));
+    group.measurement_time(std::time::Duration::from_secs(1));
+    let mut scratch = Vec::new();
+    let mut out = vec![0.0; N * N];
+    group.bench_function("simd", |b| {
+        b.iter(|| gram::gram_shifted(&x, N, D, &mut scratch, &mut out))
+    });
+    group.bench_function("portable", |b| {
+        b.iter(|| gram::gram_portable(&x, N, D, &mut scratch, &mut out))
+    });
+    group.finish();
+}
+
 fn bench_linfa(c: &mut Criterion) {
     let x = image(1);
     let mut group = c.benchmark_group("linfa_36x2048");
@@ -92,5 +111,5 @@ fn bench_linfa(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_methods, bench_linfa);
+criterion_group!(benches, bench_methods, bench_gram, bench_linfa);
 criterion_main!(benches);

@@ -11,14 +11,18 @@
 //! time on cold data). The exactly centred Gram matrix is recovered in f64 afterwards
 //! (`Gc = J G J`, `J = I − 11ᵀ/n`), see `mod.rs`.
 //!
-//! Two implementations:
+//! Three implementations:
 //!
 //! * x86-64 with AVX2 + FMA (checked at run time): a register-blocked kernel that computes only
 //!   the upper triangle (the matrix is symmetric), 3 × 3 dot products per block over eight f32
 //!   lanes, subtracting `x₀` on the fly. Measured on the development machine it is ~6× faster
 //!   than `matrixmultiply::sgemm` for this skinny shape (36 × 2048 × 36), see `RESULTS.md`;
-//! * everywhere else (ARM edge devices, old x86): a shifted copy of the data, then
-//!   `matrixmultiply::sgemm`, which has its own NEON / SSE kernels.
+//! * aarch64 (Jetson, every ARMv8-A core has NEON): the same scheme over four f32 lanes, in
+//!   4 × 4 blocks (AArch64 has 32 vector registers: 16 accumulators, 4 column vectors, the row
+//!   vector and the shift fit). `cargo bench --bench cluster -- gram` compares it with the
+//!   portable path, see README's Jetson row;
+//! * everywhere else (old x86, other architectures): a shifted copy of the data, then
+//!   `matrixmultiply::sgemm`.
 //!
 //! Both accumulate in f32 (the input is f32) and hand back an f64 matrix, so that all later
 //! `36 × 36` work runs in f64. Non-finite input makes some diagonal entry non-finite.
@@ -43,7 +47,7 @@ fn check_lengths(x: &[f32], n: usize, d: usize, out: &[f64]) {
 /// Writes the full symmetric `n × n` shifted Gram matrix of `x` (`n × d`, row-major) into `out`
 /// (f64). `scratch` is only used by the portable path (for the shifted copy). Panics if `x` or
 /// `out` has the wrong length.
-pub(crate) fn gram_shifted(x: &[f32], n: usize, d: usize, scratch: &mut Vec<f32>, out: &mut [f64]) {
+pub fn gram_shifted(x: &[f32], n: usize, d: usize, scratch: &mut Vec<f32>, out: &mut [f64]) {
     check_lengths(x, n, d, out);
     #[cfg(target_arch = "x86_64")]
     {
@@ -55,6 +59,22 @@ pub(crate) fn gram_shifted(x: &[f32], n: usize, d: usize, scratch: &mut Vec<f32>
             return;
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: NEON is part of the AArch64 base ISA; the slice lengths are checked above and
+        // the kernel stays inside them.
+        unsafe { neon::gram_upper(x, n, d, out) };
+        mirror_upper(out, n);
+        let _ = scratch; // only the portable path needs it
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    gram_portable(x, n, d, scratch, out);
+}
+
+/// The portable kernel on its own (shifted copy, then `matrixmultiply::sgemm`), whatever the CPU:
+/// public so the benchmark and tests can compare it with the SIMD kernel [`gram_shifted`] picks.
+pub fn gram_portable(x: &[f32], n: usize, d: usize, scratch: &mut Vec<f32>, out: &mut [f64]) {
+    check_lengths(x, n, d, out);
     shift_copy(x, n, d, scratch);
     gram_sgemm(scratch, n, d, out);
 }
@@ -219,6 +239,112 @@ mod avx2 {
     }
 }
 
+/// The NEON kernel (AArch64).
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    /// Rows per block.
+    const R: usize = 4;
+    /// Columns per block: 16 accumulators + 4 column vectors + the row vector + the shift use
+    /// 22 of the 32 vector registers.
+    const C: usize = 4;
+
+    /// Upper triangle (j ≥ i) of the shifted `X·Xᵀ` into `out`; entries below the diagonal may
+    /// be left untouched or written with valid values.
+    pub(super) unsafe fn gram_upper(x: &[f32], n: usize, d: usize, out: &mut [f64]) {
+        let mut i0 = 0;
+        while i0 < n {
+            let rows = (n - i0).min(R);
+            // first column block that reaches the diagonal of this row block
+            let mut j0 = (i0 / C) * C;
+            while j0 < n {
+                let cols = (n - j0).min(C);
+                // SAFETY: rows i0..i0+rows and j0..j0+cols are inside the n × d matrix.
+                unsafe {
+                    match (rows, cols) {
+                        (4, 4) => block::<4, 4>(x, d, i0, j0, n, out),
+                        (4, 3) => block::<4, 3>(x, d, i0, j0, n, out),
+                        (4, 2) => block::<4, 2>(x, d, i0, j0, n, out),
+                        (4, 1) => block::<4, 1>(x, d, i0, j0, n, out),
+                        (3, 4) => block::<3, 4>(x, d, i0, j0, n, out),
+                        (3, 3) => block::<3, 3>(x, d, i0, j0, n, out),
+                        (3, 2) => block::<3, 2>(x, d, i0, j0, n, out),
+                        (3, 1) => block::<3, 1>(x, d, i0, j0, n, out),
+                        (2, 4) => block::<2, 4>(x, d, i0, j0, n, out),
+                        (2, 3) => block::<2, 3>(x, d, i0, j0, n, out),
+                        (2, 2) => block::<2, 2>(x, d, i0, j0, n, out),
+                        (2, 1) => block::<2, 1>(x, d, i0, j0, n, out),
+                        (1, 4) => block::<1, 4>(x, d, i0, j0, n, out),
+                        (1, 3) => block::<1, 3>(x, d, i0, j0, n, out),
+                        (1, 2) => block::<1, 2>(x, d, i0, j0, n, out),
+                        _ => block::<1, 1>(x, d, i0, j0, n, out),
+                    }
+                }
+                j0 += C;
+            }
+            i0 += R;
+        }
+    }
+
+    /// Dot products of rows `i0..i0+RR` with rows `j0..j0+CC`, all shifted by row 0, written
+    /// to `out[i][j]`.
+    #[inline]
+    unsafe fn block<const RR: usize, const CC: usize>(
+        x: &[f32],
+        d: usize,
+        i0: usize,
+        j0: usize,
+        n: usize,
+        out: &mut [f64],
+    ) {
+        let base = x.as_ptr();
+        // SAFETY (all loads below): row 0, rows i0+r < n and j0+cc < n exist and off+4 <= d.
+        let mut acc = [[unsafe { vdupq_n_f32(0.0) }; CC]; RR];
+        let chunks = d / 4;
+        for c in 0..chunks {
+            let off = c * 4;
+            unsafe {
+                let s = vld1q_f32(base.add(off));
+                let mut b = [vdupq_n_f32(0.0); CC];
+                for (cc, bv) in b.iter_mut().enumerate() {
+                    *bv = vsubq_f32(vld1q_f32(base.add((j0 + cc) * d + off)), s);
+                }
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    let a = vsubq_f32(vld1q_f32(base.add((i0 + r) * d + off)), s);
+                    for (accv, bv) in accr.iter_mut().zip(b.iter()) {
+                        *accv = vfmaq_f32(*accv, a, *bv);
+                    }
+                }
+            }
+        }
+        let tail = chunks * 4;
+        let x0 = &x[..d];
+        for (r, accr) in acc.iter().enumerate() {
+            let row_i = &x[(i0 + r) * d..(i0 + r + 1) * d];
+            for (cc, v) in accr.iter().enumerate() {
+                let row_j = &x[(j0 + cc) * d..(j0 + cc + 1) * d];
+                let mut s = hsum(*v);
+                for t in tail..d {
+                    s += f64::from(row_i[t] - x0[t]) * f64::from(row_j[t] - x0[t]);
+                }
+                out[(i0 + r) * n + j0 + cc] = s;
+            }
+        }
+    }
+
+    /// Sum of the four lanes, in f64.
+    #[inline]
+    fn hsum(v: float32x4_t) -> f64 {
+        // SAFETY: NEON is part of the AArch64 base ISA.
+        unsafe {
+            let lo = vcvt_f64_f32(vget_low_f32(v));
+            let hi = vcvt_high_f64_f32(v);
+            vaddvq_f64(vaddq_f64(lo, hi))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,8 +414,7 @@ mod tests {
             let mut scratch = Vec::new();
             gram_shifted(&x, n, d, &mut scratch, &mut fast);
             let mut portable = vec![f64::NAN; n * n];
-            shift_copy(&x, n, d, &mut scratch);
-            gram_sgemm(&scratch, n, d, &mut portable);
+            gram_portable(&x, n, d, &mut scratch, &mut portable);
             let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
             assert_eq!(scratch.len(), n * d);
             for t in 0..n * n {

@@ -50,7 +50,7 @@ mod agglomerative;
 pub mod bench;
 mod dbscan;
 mod gmm;
-mod gram;
+pub mod gram;
 mod kmeans;
 pub(crate) mod linalg;
 pub mod metrics;
