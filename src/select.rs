@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use burn::tensor::backend::Backend;
 use serde::Serialize;
 
 use crate::classify::DEFAULT_MODEL;
@@ -228,11 +229,11 @@ pub fn choose(
     })
 }
 
-/// Re-times every available candidate on this machine (one face, median of 7 runs); a model that
-/// fails to time keeps its recorded cost, with a warning.
-fn retime(cands: &mut [Candidate]) {
+/// Re-times every available candidate on this machine and `device` (one face, median of 7 runs);
+/// a model that fails to time keeps its recorded cost, with a warning.
+fn retime<B: Backend>(cands: &mut [Candidate], device: &B::Device) {
     for c in cands.iter_mut().filter(|c| c.available) {
-        match time_stages(&c.model_dir, 7) {
+        match time_stages::<B>(&c.model_dir, 7, device) {
             Ok(t) => {
                 c.latency_ms = t.embed + t.cluster + t.model;
                 c.measured = true;
@@ -245,25 +246,32 @@ fn retime(cands: &mut [Candidate]) {
     }
 }
 
-/// Reads `source`'s candidates, re-times every available model on this machine when `measure`
-/// (else uses the recorded costs), and [`choose`]s.
-pub fn select(source: &Source, budget_ms: f64, latency_weight: f64, measure: bool) -> Result<Selection> {
+/// Reads `source`'s candidates, re-times every available model on this machine and `device`
+/// when `measure` (else uses the recorded costs), and [`choose`]s.
+pub fn select<B: Backend>(
+    source: &Source,
+    budget_ms: f64,
+    latency_weight: f64,
+    measure: bool,
+    device: &B::Device,
+) -> Result<Selection> {
     let mut cands = candidates(source)?;
     if measure {
-        retime(&mut cands);
+        retime::<B>(&mut cands, device);
     }
     choose(cands, budget_ms, latency_weight, &source.path())
 }
 
 /// The model folder `run` uses and why: `--model`; else the shipped zoo's choice for this machine
 /// (among the models matching `--method`/`--k` when given); else the shipped default model when
-/// no zoo is here.
-pub fn choose_model(
+/// no zoo is here. Candidates are timed on `device`, where the runtime will run them.
+pub fn choose_model<B: Backend>(
     model: &Option<PathBuf>,
     method: &Option<Grouping>,
     k: Option<usize>,
     budget_ms: Option<f64>,
     config: &Config,
+    device: &B::Device,
 ) -> Result<(PathBuf, String)> {
     if let Some(m) = model {
         return Ok((m.clone(), format!("--model {}", m.display())));
@@ -306,7 +314,7 @@ pub fn choose_model(
         );
     }
     let mut timed = matching;
-    retime(&mut timed);
+    retime::<B>(&mut timed, device);
     let s = choose(timed, budget, config.run.latency_weight, &source.path())?;
     let why = if method.is_some() || k.is_some() {
         format!("--method/--k: {}", s.reason)

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::backend::Backend;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -105,10 +106,11 @@ pub fn machine() -> String {
     format!("{cpu}, {cores} logical cores")
 }
 
-/// Median per-stage cost of classifying one face with the model in `dir` on this machine (one
-/// face a call, as the live runtime does; the folder's test-time views off, as live runs have them).
-pub fn time_stages(dir: &Path, runs: usize) -> Result<StageTimes> {
-    let mut clf = Classifier::<Cpu>::load(dir, &Default::default())?;
+/// Median per-stage cost of classifying one face with the model in `dir` on this machine and
+/// `device` (one face a call, as the live runtime does; the folder's test-time views off, as live
+/// runs have them).
+pub fn time_stages<B: Backend>(dir: &Path, runs: usize, device: &B::Device) -> Result<StageTimes> {
+    let mut clf = Classifier::<B>::load(dir, device)?;
     clf.set_live_tta(false, None, None);
     // A face-like test card: smooth gradients and an edge, so clustering has structure to find.
     let face = RgbImage::from_fn(96, 96, |x, y| {
@@ -186,7 +188,7 @@ pub fn build(results: &Path, out: &Path, timing_runs: usize) -> Result<ZooIndex>
             crate::files::write_atomic(&dst.join(f), &bytes)?;
         }
         meta.save(&dst)?;
-        let stage_ms = time_stages(&dst, timing_runs)?;
+        let stage_ms = time_stages::<Cpu>(&dst, timing_runs, &Default::default())?;
         log::info!(
             "{name}: {:.2} % accuracy, {:.2} ms a face",
             c.accuracy * 100.0,

@@ -112,3 +112,80 @@ fn bad_inputs_exit_non_zero_with_a_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("epoch") && err.contains("bad.toml"), "{err}");
 }
+
+/// Every command that runs a model takes `--device`; CUDA or burn-flex in a build without its
+/// feature is refused up front with an error naming the feature, and an unknown device is a usage
+/// error.
+#[test]
+fn device_flag_on_every_model_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let face = dir.path().join("face.png");
+    image::GrayImage::from_pixel(48, 48, image::Luma([128]))
+        .save(&face)
+        .unwrap();
+    let face = face.to_str().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for (sub, rest) in [
+        (&["run"][..], &["--headless", "--input", face][..]),
+        (&["eval"], &["--data", data]),
+        (&["predict"], &[face]),
+        (&["select"], &[]),
+        (&["bench", "pipeline"], &["--input", face]),
+        (&["bench", "train"], &["--steps", "1"]),
+    ] {
+        let cmd = [sub, rest].concat();
+        let help = bin().args(sub).arg("--help").output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("--device"),
+            "{cmd:?} --help lacks --device"
+        );
+        let out = bin().args(&cmd).args(["--device", "tpu"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd:?} --device tpu");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("[possible values: cpu, cuda, flex]"));
+        for (device, built) in [("cuda", cfg!(feature = "cuda")), ("flex", cfg!(feature = "flex"))] {
+            if built {
+                continue;
+            }
+            let out = bin().args(&cmd).args(["--device", device]).output().unwrap();
+            assert!(!out.status.success(), "{cmd:?} --device {device}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(&format!("`{device}` feature")),
+                "{cmd:?} --device {device}: {err}"
+            );
+        }
+    }
+}
+
+/// `--device cpu` runs the same generic path as the default: identical predictions on FER+ faces.
+#[test]
+fn predict_on_the_cpu_device_matches_the_default() {
+    let Some(root) = common::ferplus() else { return };
+    let faces: Vec<_> = ["happy", "surprise", "anger"]
+        .iter()
+        .map(|c| common::first_png(&root.join("valid").join(c)))
+        .collect();
+    let predict = |extra: &[&str]| {
+        let out = bin()
+            .args(["predict", "--json"])
+            .args(extra)
+            .args(&faces)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (default, cpu) = (predict(&[]), predict(&["--device", "cpu"]));
+    assert_eq!(default, cpu);
+    let preds = cpu["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 3);
+    for p in preds {
+        let sum: f64 = p["probs"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{p}");
+    }
+}

@@ -267,7 +267,7 @@ fn opener(steps: Vec<Step>) -> SourceOpener {
     Box::new(move || Ok(Box::new(Scripted { steps, pos: 0 }) as Box<dyn FrameSource>))
 }
 
-fn models() -> (FaceDetector<Cpu>, Classifier<Cpu>) {
+fn models() -> (FaceDetector, Classifier<Cpu>) {
     let det = FaceDetector::load(
         &manifest().join(DEFAULT_MODEL_PATH),
         DetectorConfig {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use paca_fer::backend::DeviceChoice;
 use paca_fer::model::Grouping;
 use paca_fer::sweep_results::Shard;
 
@@ -138,9 +139,9 @@ pub struct TrainArgs {
     /// Where trained models go.
     #[arg(long, default_value = "models", value_name = "DIR")]
     pub models_dir: PathBuf,
-    /// Compute device: cpu, or cuda (needs the `cuda` build feature and an NVIDIA driver).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// `zoo` subcommands.
@@ -243,9 +244,9 @@ pub struct FinetuneArgs {
     /// flags must be the ones it started with (--device and --budget-min may change).
     #[arg(long)]
     pub resume: bool,
-    /// Compute device: cpu, or cuda (needs the `cuda` build feature and an NVIDIA driver).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// `average` flags.
@@ -280,6 +281,9 @@ pub struct EvalArgs {
     /// Zoomed-view test-time augmentation on or off (default: the model folder's `zoom_tta`).
     #[arg(long, value_name = "BOOL")]
     pub zoom_tta: Option<bool>,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// `predict` flags.
@@ -291,6 +295,9 @@ pub struct PredictArgs {
     /// Face images, already cropped.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// `select` flags.
@@ -305,6 +312,9 @@ pub struct SelectArgs {
     /// Per-frame latency budget in milliseconds (default: run.budget_ms).
     #[arg(long)]
     pub budget_ms: Option<f64>,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// `run` flags.
@@ -366,6 +376,26 @@ pub struct RunArgs {
     /// Stop after this many frames.
     #[arg(long, value_name = "N")]
     pub max_frames: Option<u64>,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
+}
+
+/// `--device`, shared by every command that runs a model.
+#[derive(Debug, Args)]
+pub struct DeviceFlag {
+    /// Compute device for the detector, embedder and ViT (clustering stays on the CPU): cpu
+    /// (burn-ndarray), cuda (needs the `cuda` build feature and an NVIDIA driver) or flex
+    /// (burn-flex on the CPU; needs the `flex` build feature).
+    #[arg(long = "device", value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub choice: DeviceChoice,
+}
+
+impl DeviceFlag {
+    /// The chosen device, checked against this binary's features and this machine's driver.
+    pub fn checked(&self) -> anyhow::Result<DeviceChoice> {
+        self.choice.available()
+    }
 }
 
 /// Face-detector flags shared by `run`, `bench pipeline` and `bench detect`.
@@ -486,6 +516,9 @@ pub struct BenchTrainArgs {
     /// Training threads, one batch shard each; 0 = one per core (default: train.threads).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// `bench pipeline` flags.
@@ -513,6 +546,9 @@ pub struct BenchPipelineArgs {
     /// Zoomed-view test-time augmentation on or off (default: as `run`).
     #[arg(long, value_name = "BOOL")]
     pub zoom_tta: Option<bool>,
+    /// Compute device.
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// `bench frames` flags.

@@ -6,13 +6,12 @@ use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::AdamConfig;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use serde_json::json;
 
 use super::args::{BenchClusterArgs, BenchCommand, BenchTrainArgs};
 use super::print_json;
-use paca_fer::backend::{Cpu, CpuTrain};
 use paca_fer::cluster::Method;
 use paca_fer::cluster::bench::{BenchClusterArgs as ClusterBench, bench_cluster};
 use paca_fer::config::Config;
@@ -63,6 +62,15 @@ fn cluster(a: &BenchClusterArgs, json: bool) -> Result<()> {
 /// Times forward + backward + Adam steps of the default model (config's shape, the default
 /// embedder's feature width, hard patch-to-cluster attention with the config's k) on random inputs.
 fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
+    paca_fer::on_device!(train a.device.checked()?, |B, dev| train_on::<B>(a, config, json, &dev))
+}
+
+fn train_on<AB: AutodiffBackend>(
+    a: &BenchTrainArgs,
+    config: &Config,
+    json: bool,
+    device: &AB::Device,
+) -> Result<()> {
     let embedder: EmbedderKind = config
         .model
         .embedder
@@ -98,22 +106,22 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
     let k = config.cluster.k;
     let cfg = model_config(&spec_shape, embedder.feat_dim(), &config.cluster.method, k);
     let batch = a.batch_size.unwrap_or(config.train.batch_size);
-    let device = Default::default();
-    <CpuTrain as Backend>::seed(&device, 0);
-    let mut model: Vit<CpuTrain> = cfg.init(&device)?;
-    let mut optim = AdamConfig::new().init::<CpuTrain, Vit<CpuTrain>>();
-    let loss_fn = CrossEntropyLossConfig::new().init::<CpuTrain>(&device);
+    let device = device.clone();
+    <AB as Backend>::seed(&device, 0);
+    let mut model: Vit<AB> = cfg.init(&device)?;
+    let mut optim = AdamConfig::new().init::<AB, Vit<AB>>();
+    let loss_fn = CrossEntropyLossConfig::new().init::<AB>(&device);
     let dim = cfg.in_dim;
-    let x = Tensor::<CpuTrain, 3>::random([batch, NUM_PATCHES, dim], Distribution::Normal(0.0, 1.0), &device);
+    let x = Tensor::<AB, 3>::random([batch, NUM_PATCHES, dim], Distribution::Normal(0.0, 1.0), &device);
     let labels: Vec<u32> = (0..batch * NUM_PATCHES)
         .map(|i| ((i * 7 + i / NUM_PATCHES) % k) as u32)
         .collect();
     let assign = cfg
         .needs_assignment()
-        .then(|| hard_assignment::<CpuTrain>(&labels, batch, NUM_PATCHES, k, &device))
+        .then(|| hard_assignment::<AB>(&labels, batch, NUM_PATCHES, k, &device))
         .transpose()?;
     let y: Vec<i64> = (0..batch as i64).map(|i| i % 8).collect();
-    let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(y, [batch]), &device);
+    let y = Tensor::<AB, 1, Int>::from_data(TensorData::new(y, [batch]), &device);
     let threads = a.threads.unwrap_or(config.train.threads);
     let shards = TrainOptions {
         threads,
@@ -140,10 +148,11 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
     let ips = (a.steps * batch) as f64 / secs;
     // Inference latency of one face through the ViT alone.
     let inner = model.valid();
-    let x1 = Tensor::<Cpu, 3>::random([1, NUM_PATCHES, dim], Distribution::Normal(0.0, 1.0), &device);
+    let x1 =
+        Tensor::<AB::InnerBackend, 3>::random([1, NUM_PATCHES, dim], Distribution::Normal(0.0, 1.0), &device);
     let a1 = cfg
         .needs_assignment()
-        .then(|| hard_assignment::<Cpu>(&labels[..NUM_PATCHES], 1, NUM_PATCHES, k, &device))
+        .then(|| hard_assignment::<AB::InnerBackend>(&labels[..NUM_PATCHES], 1, NUM_PATCHES, k, &device))
         .transpose()?;
     let _ = inner.forward(x1.clone(), a1.clone());
     let t1 = Instant::now();
@@ -164,6 +173,7 @@ fn train(a: &BenchTrainArgs, config: &Config, json: bool) -> Result<()> {
         "k": k,
         "threads": shards,
         "infer_ms_batch1": infer_ms,
+        "device": a.device.choice.name(),
     });
     if json {
         print_json(&v)?;

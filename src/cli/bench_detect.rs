@@ -195,7 +195,7 @@ pub fn run(a: &BenchDetectArgs, config: &Config, json: bool) -> Result<()> {
                               "nms_iou": cfg.nms_iou, "threads": a.threads.max(1),
                               "backend": if cfg!(feature = "flex") { "burn-flex" } else { "burn-ndarray" } });
     if !a.no_labels {
-        let (dir, why) = choose_model(&a.model, &None, None, None, config)?;
+        let (dir, why) = choose_model::<Cpu>(&a.model, &None, None, None, config, &Default::default())?;
         log::info!("labelling with {}: {why}", dir.display());
         let mut c = Classifier::<Cpu>::load(&dir, &Default::default())?;
         c.set_live_tta(config.run.model_tta, None, None);

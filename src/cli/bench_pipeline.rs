@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::args::{BenchFramesArgs, BenchPipelineArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
-use paca_fer::backend::Cpu;
+use burn::tensor::backend::Backend;
 use paca_fer::classify::Classifier;
 use paca_fer::config::Config;
 use paca_fer::data::Sample;
@@ -23,20 +23,31 @@ use paca_fer::pipeline::source::{open_input, paced};
 use paca_fer::pipeline::{RunOptions, RunSummary, run_pipeline};
 use paca_fer::select::choose_model;
 
+/// Where `bench pipeline` runs its models: the ViT and embedder on `B`, the detector on `D`.
+struct On<'a, B: Backend, D: Backend> {
+    device: &'a B::Device,
+    detector_device: &'a D::Device,
+}
+
 /// One timed pass of the pipeline as JSON.
-fn pass(
+fn pass<B: Backend, D: Backend>(
     a: &BenchPipelineArgs,
     config: &Config,
     dir: &Path,
+    on: &On<B, D>,
     detect_async: bool,
     fps_in: Option<f64>,
-) -> Result<Value> {
-    let mut classifier = Classifier::<Cpu>::load(dir, &Default::default())?;
+) -> Result<Value>
+where
+    Classifier<B>: Sync,
+    FaceDetector<D>: Sync,
+{
+    let mut classifier = Classifier::<B>::load(dir, on.device)?;
     classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
     let (flip_tta, zoom_tta) = (classifier.meta.flip_tta, classifier.meta.zoom_tta);
     let detector_cfg = a.detector.detector_config(config);
     let width = detector_cfg.width;
-    let detector = FaceDetector::load_shipped(detector_cfg)?;
+    let detector = FaceDetector::<D>::load_shipped_on(detector_cfg, on.detector_device)?;
     let mut opts = RunOptions::from_config(config, true);
     a.schedule.apply(&mut opts);
     opts.detect_async = detect_async;
@@ -84,13 +95,34 @@ pub fn pipeline(a: &BenchPipelineArgs, config: &Config, json: bool) -> Result<()
     if !(a.source_fps.is_finite() && a.source_fps > 0.0) {
         bail!("--source-fps {}: expected a frame rate above 0", a.source_fps);
     }
-    let (dir, why) = choose_model(&a.model, &None, None, None, config)?;
+    paca_fer::on_device!(a.device.checked()?, |B, D, dev| pipeline_on::<B, D>(
+        a,
+        config,
+        json,
+        &On {
+            device: &dev,
+            detector_device: &Default::default()
+        }
+    ))
+}
+
+fn pipeline_on<B: Backend, D: Backend>(
+    a: &BenchPipelineArgs,
+    config: &Config,
+    json: bool,
+    on: &On<B, D>,
+) -> Result<()>
+where
+    Classifier<B>: Sync,
+    FaceDetector<D>: Sync,
+{
+    let (dir, why) = choose_model::<B>(&a.model, &None, None, None, config, on.device)?;
     log::info!("model {}: {why}", dir.display());
     // Throughput: frames as fast as the pipeline takes them. Latency: frames at the camera's
     // rate, so the numbers are what a viewer sees rather than time spent in full queues.
-    let unpaced = pass(a, config, &dir, true, None)?;
-    let paced_run = pass(a, config, &dir, true, Some(a.source_fps))?;
-    let sync = pass(a, config, &dir, false, None)?;
+    let unpaced = pass(a, config, &dir, on, true, None)?;
+    let paced_run = pass(a, config, &dir, on, true, Some(a.source_fps))?;
+    let sync = pass(a, config, &dir, on, false, None)?;
     let mut live = json!({
         "frames": unpaced["frames"],
         "fps": unpaced["fps"],
@@ -115,6 +147,7 @@ pub fn pipeline(a: &BenchPipelineArgs, config: &Config, json: bool) -> Result<()
     live["model"] = json!(dir.display().to_string());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     live["cores"] = json!(cores);
+    live["device"] = json!(a.device.choice.name());
     if json {
         print_json(&live)
     } else {

@@ -12,7 +12,7 @@ use super::args::FinetuneArgs;
 use super::data_cmd::open_dataset;
 use super::print_json;
 use super::train_cmd::MOBILENET_WEIGHTS;
-use paca_fer::backend::{DeviceChoice, choose_device};
+use paca_fer::backend::DeviceChoice;
 use paca_fer::classify::embedder_weights;
 use paca_fer::cluster::ClusterSpec;
 use paca_fer::config::Config;
@@ -66,7 +66,7 @@ fn check_args(a: &FinetuneArgs) -> Result<()> {
 /// Runs `finetune`.
 pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
     check_args(a)?;
-    match choose_device(&a.device)? {
+    match a.device.checked()? {
         // burn-ndarray's grouped convolution beats shifted products on the CPU; on the GPU the
         // shifted form's gradients are the fast ones.
         DeviceChoice::Cpu => {
@@ -77,7 +77,13 @@ pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
             run_on::<paca_fer::backend::GpuTrain>(a, config, json, true, &Default::default())
         }
         #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
+        DeviceChoice::Cuda => unreachable!("DeviceFlag::checked refuses cuda without the feature"),
+        #[cfg(feature = "flex")]
+        DeviceChoice::Flex => {
+            run_on::<paca_fer::backend::FlexTrain>(a, config, json, false, &Default::default())
+        }
+        #[cfg(not(feature = "flex"))]
+        DeviceChoice::Flex => unreachable!("DeviceFlag::checked refuses flex without the feature"),
     }
 }
 
@@ -289,7 +295,7 @@ fn run_on<B: AutodiffBackend>(
         "skipped_images": skipped,
         "soft_labels": a.soft_labels,
         "wall_seconds": t_start.elapsed().as_secs_f64(),
-        "device": a.device,
+        "device": a.device.choice.name(),
     });
     write_atomic(
         &a.out.join("finetune.json"),

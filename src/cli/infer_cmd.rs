@@ -8,7 +8,7 @@ use serde_json::json;
 use super::args::{EvalArgs, PredictArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
-use paca_fer::backend::Cpu;
+use burn::tensor::backend::Backend;
 use paca_fer::classify::{Classifier, DEFAULT_MODEL};
 use paca_fer::config::Config;
 use paca_fer::data::{load_face, load_faces};
@@ -22,8 +22,14 @@ fn model_dir(flag: &Option<PathBuf>) -> PathBuf {
 
 /// Runs `eval`: accuracy, macro-F1, per-class accuracy and confusion on one split.
 pub fn eval(a: &EvalArgs, config: &Config, json: bool) -> Result<()> {
+    paca_fer::on_device!(a.device.checked()?, |B, _D, dev| eval_on::<B>(
+        a, config, json, &dev
+    ))
+}
+
+fn eval_on<B: Backend>(a: &EvalArgs, config: &Config, json: bool, device: &B::Device) -> Result<()> {
     let dir = model_dir(&a.model);
-    let mut clf = Classifier::<Cpu>::load(&dir, &Default::default())?;
+    let mut clf = Classifier::<B>::load(&dir, device)?;
     if let Some(on) = a.flip_tta {
         clf.set_flip_tta(on);
     }
@@ -89,8 +95,14 @@ pub fn eval(a: &EvalArgs, config: &Config, json: bool) -> Result<()> {
 
 /// Runs `predict`: label and probabilities per face image.
 pub fn predict(a: &PredictArgs, config: &Config, json: bool) -> Result<()> {
+    paca_fer::on_device!(a.device.checked()?, |B, _D, dev| predict_on::<B>(
+        a, config, json, &dev
+    ))
+}
+
+fn predict_on<B: Backend>(a: &PredictArgs, config: &Config, json: bool, device: &B::Device) -> Result<()> {
     let dir = model_dir(&a.model);
-    let clf = Classifier::<Cpu>::load(&dir, &Default::default())?;
+    let clf = Classifier::<B>::load(&dir, device)?;
     let mut rows = Vec::new();
     for path in &a.images {
         let face =

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::args::RunArgs;
 use super::print_json;
-use paca_fer::backend::Cpu;
+use burn::tensor::backend::Backend;
 use paca_fer::classify::Classifier;
 use paca_fer::config::Config;
 use paca_fer::face::FaceDetector;
@@ -39,11 +39,32 @@ pub fn run(a: &RunArgs, config: &Config, json: bool) -> Result<()> {
     if json && a.jsonl.as_deref() == Some("-") {
         bail!("--json and --jsonl - both want stdout; write the JSONL to a file instead");
     }
-    let (dir, why) = choose_model(&a.model, &a.method, a.k, a.budget_ms, config)?;
+    paca_fer::on_device!(a.device.checked()?, |B, D, dev| run_on::<B, D>(
+        a,
+        config,
+        json,
+        &dev,
+        &Default::default()
+    ))
+}
+
+/// `run` with the ViT and embedder on backend `B` and the detector on `D`.
+fn run_on<B: Backend, D: Backend>(
+    a: &RunArgs,
+    config: &Config,
+    json: bool,
+    device: &B::Device,
+    detector_device: &D::Device,
+) -> Result<()>
+where
+    Classifier<B>: Sync,
+    FaceDetector<D>: Sync,
+{
+    let (dir, why) = choose_model::<B>(&a.model, &a.method, a.k, a.budget_ms, config, device)?;
     log::info!("model {}: {why}", dir.display());
-    let mut classifier = Classifier::<Cpu>::load(&dir, &Default::default())?;
+    let mut classifier = Classifier::<B>::load(&dir, device)?;
     classifier.set_live_tta(config.run.model_tta, a.flip_tta, a.zoom_tta);
-    let detector = FaceDetector::load_shipped(a.detector.detector_config(config))?;
+    let detector = FaceDetector::<D>::load_shipped_on(a.detector.detector_config(config), detector_device)?;
     let (opener, live) = match (&a.input, &a.gst) {
         (Some(p), _) => open_input(p, (a.loops != 0).then_some(a.loops))?,
         (None, Some(g)) => (pipeline_opener(g)?, true),

@@ -9,6 +9,7 @@ use paca_fer::select::{Source, select};
 
 /// Runs `select`.
 pub fn run(a: &SelectArgs, config: &Config, json: bool) -> Result<()> {
+    let device = a.device.checked()?;
     let source = match (&a.results, &a.zoo) {
         (Some(r), _) => Source::Results(r.clone()),
         (None, Some(z)) => Source::Zoo(z.clone()),
@@ -24,7 +25,10 @@ pub fn run(a: &SelectArgs, config: &Config, json: bool) -> Result<()> {
         );
     }
     let budget = a.budget_ms.unwrap_or(config.run.budget_ms);
-    let s = select(&source, budget, config.run.latency_weight, true)?;
+    let weight = config.run.latency_weight;
+    let s = paca_fer::on_device!(device, |B, _D, dev| select::<B>(
+        &source, budget, weight, true, &dev
+    )?);
     if json {
         return print_json(&serde_json::to_value(&s)?);
     }

@@ -8,7 +8,6 @@ use serde_json::json;
 use super::args::{MergeArgs, TrainAction, TrainArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
-use paca_fer::backend::{DeviceChoice, choose_device};
 use paca_fer::config::Config;
 use paca_fer::model::embed::EmbedderKind;
 use paca_fer::train::run::{RunSpec, merge_shards, run_cells, splits_of};
@@ -102,17 +101,9 @@ pub fn run(a: &TrainArgs, config: &Config, json: bool) -> Result<()> {
         config.data.test_fraction,
         config.data.split_seed,
     )?;
-    let results = match choose_device(&a.device)? {
-        DeviceChoice::Cpu => {
-            run_cells::<paca_fer::backend::CpuTrain>(&spec, &ds, split, &cells, &Default::default())?
-        }
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => {
-            run_cells::<paca_fer::backend::GpuTrain>(&spec, &ds, split, &cells, &Default::default())?
-        }
-        #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda => unreachable!("choose_device refuses cuda without the feature"),
-    };
+    let results = paca_fer::on_device!(train a.device.checked()?, |B, dev| run_cells::<B>(
+        &spec, &ds, split, &cells, &dev
+    )?);
     let out = spec.results_dir();
     if json {
         print_json(&json!({ "run": spec.name, "results": out.join("results.json"), "cells": results }))?;

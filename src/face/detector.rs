@@ -37,6 +37,11 @@ impl FaceDetector<DefaultBackend> {
 }
 
 impl<B: Backend> FaceDetector<B> {
+    /// Like [`FaceDetector::load_shipped`], on burn backend `B` and `device` (e.g. CUDA).
+    pub fn load_shipped_on(cfg: DetectorConfig, device: &B::Device) -> Result<Self, FaceError> {
+        Self::load_on(&crate::assets::locate(Path::new(DEFAULT_MODEL_PATH)), cfg, device)
+    }
+
     /// Like [`FaceDetector::load`], on burn backend `B` and `device` (e.g. CUDA).
     pub fn load_on(path: &Path, cfg: DetectorConfig, device: &B::Device) -> Result<Self, FaceError> {
         cfg.validate()?;

@@ -51,3 +51,18 @@ pub fn make_image_folder(root: &Path, classes: &[(&str, usize)]) {
         }
     }
 }
+
+/// The first `.png` (by name) in folder `dir`.
+pub fn first_png(dir: &Path) -> PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no .png in {}", dir.display()))
+}
