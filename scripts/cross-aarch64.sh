@@ -115,7 +115,7 @@ rm -rf "$sub"
 for d in "$ferplus"/valid/*/; do
   c=$(basename "$d")
   mkdir -p "$sub/valid/$c"
-  find "$d" -maxdepth 1 -name '*.png' | sort | head -n 10 | while read -r f; do ln -s "$(realpath "$f")" "$sub/valid/$c/"; done
+  find "$d" -maxdepth 1 -name '*.png' | sort | sed -n "1,10p" | while read -r f; do ln -s "$(realpath "$f")" "$sub/valid/$c/"; done
 done
 frames="$out/frames"
 rm -rf "$frames"
