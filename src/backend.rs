@@ -55,15 +55,11 @@ impl DeviceChoice {
     /// not compiled in or no driver is found (burn-cuda would otherwise panic in a worker thread).
     pub fn available(self) -> Result<Self> {
         if self == DeviceChoice::Flex && !cfg!(feature = "flex") {
-            bail!(
-                "--device flex: this binary was built without the `flex` feature (rebuild with `cargo build --release --features flex`)"
-            );
+            return Err(not_built(self));
         }
         if self == DeviceChoice::Cuda {
             if !cfg!(feature = "cuda") {
-                bail!(
-                    "--device cuda: this binary was built without the `cuda` feature (rebuild with `cargo build --release --features cuda`)"
-                );
+                return Err(not_built(self));
             }
             if !cuda_driver_present() {
                 bail!(
@@ -96,7 +92,7 @@ macro_rules! on_device {
             }
             #[cfg(not(feature = "cuda"))]
             $crate::backend::DeviceChoice::Cuda => {
-                anyhow::bail!("--device cuda: this binary was built without the `cuda` feature")
+                return Err($crate::backend::not_built($crate::backend::DeviceChoice::Cuda))
             }
             #[cfg(feature = "flex")]
             $crate::backend::DeviceChoice::Flex => {
@@ -106,7 +102,7 @@ macro_rules! on_device {
             }
             #[cfg(not(feature = "flex"))]
             $crate::backend::DeviceChoice::Flex => {
-                anyhow::bail!("--device flex: this binary was built without the `flex` feature")
+                return Err($crate::backend::not_built($crate::backend::DeviceChoice::Flex))
             }
         }
     };
@@ -131,7 +127,7 @@ macro_rules! on_device {
             }
             #[cfg(not(feature = "cuda"))]
             $crate::backend::DeviceChoice::Cuda => {
-                anyhow::bail!("--device cuda: this binary was built without the `cuda` feature")
+                return Err($crate::backend::not_built($crate::backend::DeviceChoice::Cuda))
             }
             #[cfg(feature = "flex")]
             $crate::backend::DeviceChoice::Flex => {
@@ -144,10 +140,18 @@ macro_rules! on_device {
             }
             #[cfg(not(feature = "flex"))]
             $crate::backend::DeviceChoice::Flex => {
-                anyhow::bail!("--device flex: this binary was built without the `flex` feature")
+                return Err($crate::backend::not_built($crate::backend::DeviceChoice::Flex))
             }
         }
     };
+}
+
+/// The error for a device this binary was built without (the arm [`on_device!`] takes for it).
+pub fn not_built(device: DeviceChoice) -> anyhow::Error {
+    anyhow::anyhow!(
+        "--device {0}: this binary was built without the `{0}` feature (rebuild with `cargo build --release --features {0}`)",
+        device.name()
+    )
 }
 
 /// Backend `B`'s default device (GPU 0 on CUDA), for [`on_device!`].
