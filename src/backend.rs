@@ -42,7 +42,7 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    /// The flag's spelling (`cpu`, `cuda`), for records and messages.
+    /// The flag's spelling (`cpu`, `cuda`, `flex`), for records and messages.
     pub fn name(self) -> &'static str {
         match self {
             DeviceChoice::Cpu => "cpu",
@@ -51,8 +51,9 @@ impl DeviceChoice {
         }
     }
 
-    /// This choice if this binary and machine can run it; CUDA is refused with a clear error when
-    /// not compiled in or no driver is found (burn-cuda would otherwise panic in a worker thread).
+    /// This choice if this binary and machine can run it; CUDA or flex is refused with a clear error
+    /// when not compiled in, CUDA also when no driver is found (burn-cuda would otherwise panic in
+    /// a worker thread).
     pub fn available(self) -> Result<Self> {
         if self == DeviceChoice::Flex && !cfg!(feature = "flex") {
             return Err(not_built(self));
@@ -74,7 +75,9 @@ impl DeviceChoice {
 /// Evaluates `$body` with the type `$B` bound to the inference backend of `$device` (a checked
 /// [`DeviceChoice`]), `$D` to the face detector's backend, and `$dev` to `$B`'s default device:
 /// one generic code path for every device, with the match written once. `on_device!(train
-/// choice, |B, dev| …)` binds `B` to the training (autodiff) backend instead.
+/// choice, |B, dev| …)` binds `B` to the training (autodiff) backend instead. Its `cfg`s are
+/// evaluated in the crate that calls it, so it is for this package's own binary, whose features
+/// are the library's.
 #[macro_export]
 macro_rules! on_device {
     (train $device:expr, |$B:ident, $dev:ident| $body:expr) => {
