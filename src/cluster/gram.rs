@@ -137,6 +137,31 @@ fn mirror_upper(out: &mut [f64], n: usize) {
     }
 }
 
+/// Writes block entry `(i0 + r, j0 + c)` as its SIMD lane sum `sums[r][c]` plus the scalar tail
+/// (columns `tail..d`, which the lanes did not cover), in f64: the end both SIMD kernels share.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn finish_block<const RR: usize, const CC: usize>(
+    x: &[f32],
+    d: usize,
+    n: usize,
+    (i0, j0): (usize, usize),
+    tail: usize,
+    sums: &[[f64; CC]; RR],
+    out: &mut [f64],
+) {
+    let x0 = &x[..d];
+    for (r, sr) in sums.iter().enumerate() {
+        let row_i = &x[(i0 + r) * d..(i0 + r + 1) * d];
+        for (c, &lanes) in sr.iter().enumerate() {
+            let row_j = &x[(j0 + c) * d..(j0 + c + 1) * d];
+            let tail_sum: f64 = (tail..d)
+                .map(|t| f64::from(row_i[t] - x0[t]) * f64::from(row_j[t] - x0[t]))
+                .sum();
+            out[(i0 + r) * n + j0 + c] = lanes + tail_sum;
+        }
+    }
+}
+
 /// The AVX2 + FMA kernel.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -211,19 +236,13 @@ mod avx2 {
                 }
             }
         }
-        let tail = chunks * 8;
-        let x0 = &x[..d];
-        for (r, accr) in acc.iter().enumerate() {
-            let row_i = &x[(i0 + r) * d..(i0 + r + 1) * d];
-            for (cc, v) in accr.iter().enumerate() {
-                let row_j = &x[(j0 + cc) * d..(j0 + cc + 1) * d];
-                let mut s = hsum(*v);
-                for t in tail..d {
-                    s += f64::from(row_i[t] - x0[t]) * f64::from(row_j[t] - x0[t]);
-                }
-                out[(i0 + r) * n + j0 + cc] = s;
+        let mut sums = [[0.0; CC]; RR];
+        for (sr, accr) in sums.iter_mut().zip(acc.iter()) {
+            for (sv, v) in sr.iter_mut().zip(accr.iter()) {
+                *sv = hsum(*v);
             }
         }
+        super::finish_block(x, d, n, (i0, j0), chunks * 8, &sums, out);
     }
 
     /// Sum of the eight lanes, in f64.
@@ -318,19 +337,13 @@ mod neon {
                 }
             }
         }
-        let tail = chunks * 4;
-        let x0 = &x[..d];
-        for (r, accr) in acc.iter().enumerate() {
-            let row_i = &x[(i0 + r) * d..(i0 + r + 1) * d];
-            for (cc, v) in accr.iter().enumerate() {
-                let row_j = &x[(j0 + cc) * d..(j0 + cc + 1) * d];
-                let mut s = hsum(*v);
-                for t in tail..d {
-                    s += f64::from(row_i[t] - x0[t]) * f64::from(row_j[t] - x0[t]);
-                }
-                out[(i0 + r) * n + j0 + cc] = s;
+        let mut sums = [[0.0; CC]; RR];
+        for (sr, accr) in sums.iter_mut().zip(acc.iter()) {
+            for (sv, v) in sr.iter_mut().zip(accr.iter()) {
+                *sv = hsum(*v);
             }
         }
+        super::finish_block(x, d, n, (i0, j0), chunks * 4, &sums, out);
     }
 
     /// Sum of the four lanes, in f64.
