@@ -717,6 +717,7 @@ def bench(args):
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
                     "load_average_at_start": os.getloadavg()[0]},
         "torch_version": torch.__version__,
+        "burn_device": args.device,
         "repetitions": args.reps,
     }
 
@@ -725,7 +726,7 @@ def bench(args):
     for _ in range(args.reps):
         out = run_json(
             [binary, "bench", "train", "--json", "--batch-size", str(args.batch), "--threads", str(threads),
-             "--steps", str(args.steps)],
+             "--steps", str(args.steps), "--device", args.device],
             env,
         )
         burn_runs.append(json.loads(out))
@@ -771,7 +772,7 @@ def bench(args):
             run_json(
                 [binary, "finetune", "--data", str(sub), "--init", str(REPO / "models/default"), "--out",
                  str(out), "--epochs", str(args.ft_epochs), "--batch-size", str(args.ft_batch),
-                 "--warmup-steps", "0", "--no-augment", "--seed", str(r)],
+                 "--warmup-steps", "0", "--no-augment", "--seed", str(r), "--device", args.device],
                 env,
                 cwd=tmp,
             )
@@ -784,7 +785,7 @@ def bench(args):
         results.write_text(json.dumps({**src, "cells": [cell]}))
         burn_inf = []
         for _ in range(args.reps):
-            sel = json.loads(run_json([binary, "select", "--results", str(results), "--json"], env))
+            sel = json.loads(run_json([binary, "select", "--results", str(results), "--json", "--device", args.device], env))
             burn_inf.append(select_latency(sel))
         faces, targets = faces_of(sub / "train")
     cfg_d, params_d = load_folder(REPO / "models/default")
@@ -870,6 +871,8 @@ def main():
     b.add_argument("--binary", required=True)
     b.add_argument("--data", default=str(REPO.parent / "shared/data/ferplus"))
     b.add_argument("--json", action="store_true")
+    b.add_argument("--device", default="cpu", choices=["cpu", "flex"],
+                   help="the binary's CPU backend: cpu (burn-ndarray) or flex (a --features flex build)")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--batch", type=int, default=64, help="ViT training batch (config train.batch_size)")
     b.add_argument("--steps", type=int, default=20)

@@ -157,6 +157,23 @@ fn device_flag_on_every_model_command() {
     }
 }
 
+/// `finetune --depthwise` is a closed set: a wrong value is a usage error listing the choices.
+#[test]
+fn finetune_depthwise_is_a_closed_set() {
+    let help = bin().args(["finetune", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--depthwise"));
+    let out = bin()
+        .args([
+            "finetune", "--data", "nowhere", "--init", "nowhere", "--out", "nowhere",
+        ])
+        .args(["--depthwise", "diagonal"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[possible values: auto, grouped, shifted]"), "{err}");
+}
+
 /// `--device cpu` runs the same generic path as the default: identical predictions on FER+ faces.
 #[test]
 fn predict_on_the_cpu_device_matches_the_default() {

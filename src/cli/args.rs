@@ -241,12 +241,26 @@ pub struct FinetuneArgs {
     #[arg(long, value_name = "MINUTES")]
     pub budget_min: Option<f64>,
     /// Continue from the last checkpoint of this run (train/runs/finetune/<--out>); the other
-    /// flags must be the ones it started with (--device and --budget-min may change).
+    /// flags must be the ones it started with (--device, --depthwise and --budget-min may change).
     #[arg(long)]
     pub resume: bool,
+    /// How the trunk's 3×3 depthwise layers are computed while training (same values either way).
+    #[arg(long, value_enum, default_value_t = Depthwise::Auto)]
+    pub depthwise: Depthwise,
     /// Compute device.
     #[command(flatten)]
     pub device: DeviceFlag,
+}
+
+/// How `finetune` computes the trunk's 3×3 depthwise convolutions: a speed choice, not a model one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Depthwise {
+    /// Whichever was measured faster on the device (see README, "Default model").
+    Auto,
+    /// The backend's grouped convolution.
+    Grouped,
+    /// Nine shifted, per-channel-scaled products (cheap gradients on every backend).
+    Shifted,
 }
 
 /// `average` flags.

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::json;
 
-use super::args::FinetuneArgs;
+use super::args::{Depthwise, FinetuneArgs};
 use super::data_cmd::open_dataset;
 use super::print_json;
 use super::train_cmd::MOBILENET_WEIGHTS;
@@ -66,24 +66,35 @@ fn check_args(a: &FinetuneArgs) -> Result<()> {
 /// Runs `finetune`.
 pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
     check_args(a)?;
-    match a.device.checked()? {
-        // burn-ndarray's grouped convolution beats shifted products on the CPU; on the GPU the
-        // shifted form's gradients are the fast ones.
+    let device = a.device.checked()?;
+    let shifted = shifted_depthwise(a.depthwise, device);
+    match device {
         DeviceChoice::Cpu => {
-            run_on::<paca_fer::backend::CpuTrain>(a, config, json, false, &Default::default())
+            run_on::<paca_fer::backend::CpuTrain>(a, config, json, shifted, &Default::default())
         }
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda => {
-            run_on::<paca_fer::backend::GpuTrain>(a, config, json, true, &Default::default())
+            run_on::<paca_fer::backend::GpuTrain>(a, config, json, shifted, &Default::default())
         }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => unreachable!("DeviceFlag::checked refuses cuda without the feature"),
         #[cfg(feature = "flex")]
         DeviceChoice::Flex => {
-            run_on::<paca_fer::backend::FlexTrain>(a, config, json, false, &Default::default())
+            run_on::<paca_fer::backend::FlexTrain>(a, config, json, shifted, &Default::default())
         }
         #[cfg(not(feature = "flex"))]
         DeviceChoice::Flex => unreachable!("DeviceFlag::checked refuses flex without the feature"),
+    }
+}
+
+/// Whether the depthwise layers train as shifted products: `auto` takes the form measured faster
+/// on the device (burn-ndarray's grouped convolution on the CPU; on the GPU the shifted form's
+/// gradients are the fast ones).
+fn shifted_depthwise(choice: Depthwise, device: DeviceChoice) -> bool {
+    match choice {
+        Depthwise::Grouped => false,
+        Depthwise::Shifted => true,
+        Depthwise::Auto => matches!(device, DeviceChoice::Cuda),
     }
 }
 
@@ -137,9 +148,9 @@ pub(super) fn read_meta(dir: &Path) -> Result<ModelMeta> {
     })
 }
 
-/// The flags that define a fine-tuning run, by name: a resumed run must repeat them. `--device`
-/// and `--budget-min` may change between the pieces of a run (resume a GPU run on the CPU, give
-/// it more time); the budget's epoch cut, once made, is kept.
+/// The flags that define a fine-tuning run, by name: a resumed run must repeat them. `--device`,
+/// `--depthwise` (same values either way) and `--budget-min` may change between the pieces of a
+/// run (resume a GPU run on the CPU, give it more time); the budget's epoch cut, once made, is kept.
 fn run_identity(a: &FinetuneArgs) -> BTreeMap<String, serde_json::Value> {
     [
         ("--data", json!(a.source.data)),
@@ -327,4 +338,22 @@ fn run_on<B: AutodiffBackend>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `auto` takes the measured-faster form per device (README: grouped on both CPU backends,
+    /// shifted on CUDA); an explicit choice wins everywhere.
+    #[test]
+    fn depthwise_choice_per_device() {
+        assert!(!shifted_depthwise(Depthwise::Auto, DeviceChoice::Cpu));
+        assert!(!shifted_depthwise(Depthwise::Auto, DeviceChoice::Flex));
+        assert!(shifted_depthwise(Depthwise::Auto, DeviceChoice::Cuda));
+        for device in [DeviceChoice::Cpu, DeviceChoice::Flex, DeviceChoice::Cuda] {
+            assert!(shifted_depthwise(Depthwise::Shifted, device));
+            assert!(!shifted_depthwise(Depthwise::Grouped, device));
+        }
+    }
 }

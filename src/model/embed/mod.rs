@@ -152,9 +152,13 @@ pub(crate) fn in_chunks<B: Backend, const D: usize>(
 /// ImageNet normalisation of `[B, 3, H, W]` RGB in `[0, 1]`: `(x - mean) / std` per channel.
 pub fn normalize_imagenet<B: Backend>(images: Tensor<B, 4>) -> Tensor<B, 4> {
     let device = images.device();
-    let mean = Tensor::<B, 4>::from_data(TensorData::new(IMAGENET_MEAN.to_vec(), [1, 3, 1, 1]), &device);
-    let std = Tensor::<B, 4>::from_data(TensorData::new(IMAGENET_STD.to_vec(), [1, 3, 1, 1]), &device);
-    (images - mean) / std
+    let [b, c, h, w] = images.dims();
+    // Per-image channel constants `[B, 3, 1]`: a per-row scalar, which burn-flex adds with vector
+    // code (a `[1, 3, 1, 1]` broadcast over the batch takes its element-by-element path).
+    let per_row = |v: [f32; 3]| {
+        Tensor::<B, 3>::from_data(TensorData::new(v.to_vec(), [1, 3, 1]), &device).repeat_dim(0, b)
+    };
+    ((images.reshape([b, c, h * w]) - per_row(IMAGENET_MEAN)) / per_row(IMAGENET_STD)).reshape([b, c, h, w])
 }
 
 /// Cuts `[B, C, 96, 96]` into `[B * 36, C, 16, 16]`, patches in row-major grid order.
