@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Cpu;
 use crate::classify::{Classifier, StageTimes};
-use crate::model::{CONFIG_FILE, Grouping, MODEL_FILE, ModelMeta};
+use crate::model::embed::FINETUNED_EMBEDDER_FILE;
+use crate::model::{CONFIG_FILE, Grouping, META_FILE, MODEL_FILE, ModelMeta};
 use crate::sweep_results::{CellResult, read_file};
 
 /// Where the zoo ships, relative to the repository root.
@@ -76,8 +77,10 @@ pub struct ZooEntry {
     /// Which model and how it scored.
     #[serde(flatten)]
     pub trained: Trained,
-    /// Epochs trained.
-    pub epochs: usize,
+    /// Epochs trained (a sweep cell's; `None` for a fine-tuned folder added with `--add`, whose
+    /// stages its own `finetune.json` records).
+    #[serde(default)]
+    pub epochs: Option<usize>,
     /// Median cost of one face per stage, in milliseconds, measured when the zoo was built.
     pub stage_ms: StageTimes,
 }
@@ -140,7 +143,7 @@ pub fn time_stages<B: Backend>(dir: &Path, runs: usize, device: &B::Device) -> R
 /// exists, stores the trunk the cells were trained on once as `out/embedder.mpk` (every cell must
 /// name the same trunk file; `pixels` models have none), times each model here, and writes the
 /// index. Cells without a model folder are skipped with a warning.
-pub fn build(results: &Path, out: &Path, timing_runs: usize) -> Result<ZooIndex> {
+pub fn build(results: &Path, added: &[PathBuf], out: &Path, timing_runs: usize) -> Result<ZooIndex> {
     let r = read_file(results)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     // The trunk file of the first model; every other model must name the same one (`None`: an
@@ -196,12 +199,23 @@ pub fn build(results: &Path, out: &Path, timing_runs: usize) -> Result<ZooIndex>
         );
         entries.push(ZooEntry {
             trained: Trained::of(c),
-            epochs: c.epochs,
+            epochs: Some(c.epochs),
             stage_ms,
         });
     }
     if entries.is_empty() {
         bail!("{}: none of its cells has a model folder here", results.display());
+    }
+    for src in added {
+        let entry = add_finetuned(src, out, timing_runs)?;
+        if entries.iter().any(|e| e.trained.name == entry.trained.name) {
+            bail!(
+                "--add {}: the zoo already has a model named {}",
+                src.display(),
+                entry.trained.name
+            );
+        }
+        entries.push(entry);
     }
     let index = ZooIndex {
         source: results.display().to_string(),
@@ -214,6 +228,48 @@ pub fn build(results: &Path, out: &Path, timing_runs: usize) -> Result<ZooIndex>
     )?;
     crate::files::write_atomic(&out.join("index.md"), markdown(&index).as_bytes())?;
     Ok(index)
+}
+
+/// Copies a fine-tuned model folder (its own trunk `embedder.mpk`, scored one view at a time in
+/// its `meta.json`, as `finetune` and `average` write it) into the zoo as `<out>/<folder name>/`,
+/// trunk included, and times it.
+fn add_finetuned(src: &Path, out: &Path, timing_runs: usize) -> Result<ZooEntry> {
+    let own = src.join(FINETUNED_EMBEDDER_FILE);
+    if !own.is_file() {
+        bail!(
+            "--add {}: no {FINETUNED_EMBEDDER_FILE} there; --add takes a fine-tuned model folder \
+             (written by `paca-fer finetune` or `average`), a sweep's cells come from RESULTS",
+            src.display()
+        );
+    }
+    let meta = ModelMeta::load(src).with_context(|| format!("--add {}", src.display()))?;
+    let name = file_name(src)?;
+    let dst = out.join(&name);
+    std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
+    for f in [CONFIG_FILE, MODEL_FILE, META_FILE, FINETUNED_EMBEDDER_FILE] {
+        let bytes =
+            std::fs::read(src.join(f)).with_context(|| format!("reading {}", src.join(f).display()))?;
+        crate::files::write_atomic(&dst.join(f), &bytes)?;
+    }
+    let stage_ms = time_stages::<Cpu>(&dst, timing_runs, &Default::default())?;
+    let m = &meta.metrics;
+    log::info!(
+        "{name} (fine-tuned): {:.2} % accuracy, {:.2} ms a face",
+        m.accuracy * 100.0,
+        stage_ms.embed + stage_ms.cluster + stage_ms.model
+    );
+    Ok(ZooEntry {
+        trained: Trained {
+            name,
+            method: meta.method.clone(),
+            k: meta.k,
+            accuracy: m.accuracy,
+            macro_f1: m.macro_f1,
+            eval_images: m.images,
+        },
+        epochs: None,
+        stage_ms,
+    })
 }
 
 /// The file name of a trunk path, which its copy in the zoo keeps (`embedder.mpk`, `….safetensors`).
@@ -240,7 +296,8 @@ pub fn markdown(index: &ZooIndex) -> String {
             e.trained.name,
             e.trained.accuracy * 100.0,
             e.trained.macro_f1,
-            e.epochs,
+            e.epochs
+                .map_or_else(|| "fine-tuned".to_string(), |n| n.to_string()),
             t.embed,
             t.cluster,
             t.model,

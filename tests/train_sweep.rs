@@ -206,6 +206,36 @@ fn a_zoo_built_from_a_sweep_is_chosen_from_and_its_model_classifies() {
         );
     }
 
+    // The same cells with a fine-tuned folder added (checked at the end).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let shipped = shipped.to_str().unwrap();
+    succeed(paca_fer(
+        d,
+        &[
+            "zoo", "build", &results, "--add", shipped, "--out", "zoo2", "--runs", "3",
+        ],
+    ));
+
+    // A sweep cell's folder (no trunk of its own) is refused, naming the flag.
+    let cell = d.join("zoo/kmeans-k2");
+    let out = paca_fer(
+        d,
+        &[
+            "zoo",
+            "build",
+            &results,
+            "--add",
+            cell.to_str().unwrap(),
+            "--out",
+            "zoo3",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--add") && err.contains("embedder.mpk"), "{err}");
+
     // The sweep's own model folders may go: the zoo stands on its own.
     std::fs::remove_dir_all(d.join("sw-models")).unwrap();
     let out = paca_fer(d, &["select", "--zoo", "zoo"]).output().unwrap();
@@ -247,4 +277,37 @@ fn a_zoo_built_from_a_sweep_is_chosen_from_and_its_model_classifies() {
     let probs = p["predictions"][0]["probs"].as_object().unwrap();
     let total: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-4 && probs.len() == 8, "{p}");
+
+    // A fine-tuned folder with its own trunk joins the sweep's cells with `--add`: copied with
+    // that trunk, scored from its meta.json, timed, chosen when it is the most accurate, and it
+    // classifies exactly as the folder it came from.
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("zoo2/index.json")).unwrap()).unwrap();
+    let added = &index["entries"].as_array().unwrap()[3];
+    assert_eq!(added["name"], "default", "{index}");
+    assert!(added["epochs"].is_null(), "{added}");
+    assert!(added["stage_ms"]["embed"].as_f64().unwrap() > 0.0, "{added}");
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(shipped).join("meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(added["accuracy"], meta["metrics"]["accuracy"]);
+    assert_eq!(
+        std::fs::read(d.join("zoo2/default/embedder.mpk")).unwrap(),
+        std::fs::read(Path::new(shipped).join("embedder.mpk")).unwrap()
+    );
+    let out = paca_fer(d, &["select", "--zoo", "zoo2", "--budget-ms", "1000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["chosen"]["model_dir"], "zoo2/default", "{s}");
+    let probs_of = |model: &str| -> Value {
+        let out = paca_fer(d, &["predict", "--model", model])
+            .arg(&face)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["predictions"][0]["probs"].clone()
+    };
+    assert_eq!(probs_of("zoo2/default"), probs_of(shipped));
 }

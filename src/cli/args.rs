@@ -157,6 +157,9 @@ pub struct ZooBuildArgs {
     /// The sweep's results.json (e.g. train/results/zoo/ferplus-mobilenet_v2/results.json).
     #[arg(value_name = "RESULTS")]
     pub results: PathBuf,
+    /// A fine-tuned model folder (own trunk, e.g. models/default) to add beside the sweep's cells.
+    #[arg(long = "add", value_name = "DIR")]
+    pub added: Vec<PathBuf>,
     /// The zoo folder to write.
     #[arg(long, default_value = "models/zoo", value_name = "DIR")]
     pub out: PathBuf,

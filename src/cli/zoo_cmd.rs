@@ -11,7 +11,7 @@ use paca_fer::zoo::{build, markdown};
 pub fn run(c: &ZooCommand, json: bool) -> Result<()> {
     match c {
         ZooCommand::Build(a) => {
-            let index = build(&a.results, &a.out, a.runs)?;
+            let index = build(&a.results, &a.added, &a.out, a.runs)?;
             if json {
                 print_json(&json!({ "zoo": a.out, "index": index }))
             } else {
