@@ -14,7 +14,7 @@ use crate::classify::DEFAULT_MODEL;
 use crate::config::Config;
 use crate::model::{Grouping, MODEL_FILE};
 use crate::sweep_results::read_file;
-use crate::zoo::{Trained, ZOO_DIR, ZooIndex, time_stages};
+use crate::zoo::{Trained, ZOO_DIR, ZooIndex, time_stages_interleaved};
 
 /// One model that could run, with its cost measured (or read) for it.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +33,14 @@ pub struct Candidate {
     /// Whether the model folder is here (results may travel without their models); a missing
     /// model is listed but never chosen.
     pub available: bool,
+}
+
+impl Candidate {
+    /// Whether the model runs the study's pipeline: patches grouped into clusters (hard or
+    /// learned) as keys and values, not patch-to-patch attention.
+    pub fn runs_the_study(&self) -> bool {
+        !matches!(self.trained.method, Grouping::PatchToPatch)
+    }
 }
 
 /// The choice and the reasoning behind it.
@@ -122,9 +130,16 @@ pub fn standard_error(p: f64, n: usize) -> f64 {
     }
 }
 
+/// Costs within this fraction of the cheapest tie's are one cost: per-face timings on a shared
+/// CPU wander by more than that between runs, so a finer order would be noise.
+pub const COST_TIE: f64 = 0.10;
+
 /// Ranks `cands` and picks one. Among the available models within `budget_ms` the best score
 /// (accuracy − `latency_weight` × ms) sets the bar; every model within one standard error of the
-/// best accuracy's bar ties, and the cheapest tie wins (then the more accurate, then the name).
+/// best accuracy's bar ties, and the cheapest tie wins. Ties whose costs are within [`COST_TIE`]
+/// of the cheapest are decided without the clock, so the choice does not flip from run to run:
+/// the more accurate, then a patch-to-cluster model (the study's pipeline, which the product
+/// exists to run) over patch-to-patch, then the higher macro-F1, then the name.
 /// When no model fits the budget, the fastest available one is chosen.
 pub fn choose(
     mut cands: Vec<Candidate>,
@@ -163,16 +178,24 @@ pub fn choose(
     let (chosen, tie_margin, reason) = match fit.first() {
         Some(best) => {
             let margin = standard_error(best.trained.accuracy, best.trained.eval_images);
-            let chosen = fit
+            let ties: Vec<&Candidate> = fit
                 .iter()
+                .copied()
                 .filter(|c| c.score >= best.score - margin)
+                .collect();
+            let cheapest = ties.iter().map(|c| c.latency_ms).fold(f64::INFINITY, f64::min);
+            let chosen = ties
+                .iter()
+                .copied()
+                .filter(|c| c.latency_ms <= cheapest * (1.0 + COST_TIE))
                 .min_by(|a, b| {
-                    a.latency_ms
-                        .total_cmp(&b.latency_ms)
-                        .then(b.trained.accuracy.total_cmp(&a.trained.accuracy))
+                    b.trained
+                        .accuracy
+                        .total_cmp(&a.trained.accuracy)
+                        .then(b.runs_the_study().cmp(&a.runs_the_study()))
+                        .then(b.trained.macro_f1.total_cmp(&a.trained.macro_f1))
                         .then(a.trained.name.cmp(&b.trained.name))
                 })
-                .copied()
                 .unwrap_or(best);
             let fits = format!(
                 "{} of {} models fit {budget_ms} ms a face",
@@ -189,14 +212,15 @@ pub fn choose(
                 )
             } else {
                 format!(
-                    "{} ({:.2} %, {:.2} ms a face) is within the standard error ({:.2} points) of the best, {} ({:.2} %, {:.2} ms), and cheaper; {fits}",
+                    "{} ({:.2} %, {:.2} ms a face) is within the standard error ({:.2} points) of the best, {} ({:.2} %, {:.2} ms), and the cheapest such model, costs within {:.0} % counting as equal (then accuracy, the study's patch-to-cluster pipeline, macro-F1 and name decide); {fits}",
                     chosen.trained.name,
                     chosen.trained.accuracy * 100.0,
                     chosen.latency_ms,
                     margin * 100.0,
                     best.trained.name,
                     best.trained.accuracy * 100.0,
-                    best.latency_ms
+                    best.latency_ms,
+                    COST_TIE * 100.0
                 )
             };
             (chosen.clone(), margin, reason)
@@ -232,8 +256,11 @@ pub fn choose(
 /// Re-times every available candidate on this machine and `device` (one face, median of 7 runs);
 /// a model that fails to time keeps its recorded cost, with a warning.
 fn retime<B: Backend>(cands: &mut [Candidate], device: &B::Device) {
-    for c in cands.iter_mut().filter(|c| c.available) {
-        match time_stages::<B>(&c.model_dir, 7, device) {
+    let mut avail: Vec<&mut Candidate> = cands.iter_mut().filter(|c| c.available).collect();
+    let dirs: Vec<&Path> = avail.iter().map(|c| c.model_dir.as_path()).collect();
+    let times = time_stages_interleaved::<B>(&dirs, 7, device);
+    for (c, t) in avail.iter_mut().zip(times) {
+        match t {
             Ok(t) => {
                 c.latency_ms = t.embed + t.cluster + t.model;
                 c.measured = true;
@@ -376,6 +403,36 @@ mod tests {
         assert!(s.reason.contains("fastest"), "{}", s.reason);
         // A heavy latency weight makes speed worth accuracy.
         assert_eq!(pick(cells(), 33.0, 0.05).chosen.trained.name, "kmeans-k8");
+    }
+
+    /// Two equally accurate models whose costs differ by less than the clock's noise: the choice
+    /// is the same whichever measured cheaper, and goes to the study's pipeline; a clearly
+    /// cheaper patch-to-patch model, or a more accurate one, still wins.
+    #[test]
+    fn a_cost_difference_within_the_noise_does_not_decide() {
+        let pair = |ms_none: f64, ms_clustered: f64, acc_none: f64| {
+            let mut none = cand("none-k36", acc_none, ms_none, true);
+            none.trained.macro_f1 = 0.683;
+            let mut agg = cand("agglomerative-k4", 0.8352, ms_clustered, true);
+            agg.trained.macro_f1 = 0.660;
+            vec![none, agg]
+        };
+        for (a, b) in [(9.96, 10.17), (11.78, 10.93), (10.0, 10.9)] {
+            let s = pick(pair(a, b, 0.8352), 33.0, 0.0);
+            assert_eq!(
+                s.chosen.trained.name, "agglomerative-k4",
+                "{a} vs {b}: {}",
+                s.reason
+            );
+        }
+        assert_eq!(
+            pick(pair(9.0, 10.5, 0.8352), 33.0, 0.0).chosen.trained.name,
+            "none-k36"
+        );
+        assert_eq!(
+            pick(pair(10.0, 10.2, 0.8380), 33.0, 0.0).chosen.trained.name,
+            "none-k36"
+        );
     }
 
     #[test]

@@ -113,8 +113,20 @@ pub fn machine() -> String {
 /// `device` (one face a call, as the live runtime does; the folder's test-time views off, as live
 /// runs have them).
 pub fn time_stages<B: Backend>(dir: &Path, runs: usize, device: &B::Device) -> Result<StageTimes> {
-    let mut clf = Classifier::<B>::load(dir, device)?;
-    clf.set_live_tta(false, None, None);
+    time_stages_interleaved::<B>(&[dir], runs, device)
+        .pop()
+        .expect("one result per folder")
+}
+
+/// [`time_stages`] for several model folders, their runs interleaved (one face through each model
+/// in turn, `runs` rounds), so a drift in the machine's speed while they are timed (another job,
+/// the clock) falls on all of them alike and their order by cost stays meaningful. A folder that
+/// does not load gets its error; the others are still timed.
+pub fn time_stages_interleaved<B: Backend>(
+    dirs: &[&Path],
+    runs: usize,
+    device: &B::Device,
+) -> Vec<Result<StageTimes>> {
     // A face-like test card: smooth gradients and an edge, so clustering has structure to find.
     let face = RgbImage::from_fn(96, 96, |x, y| {
         let v = if (x as i32 - 48).pow(2) + (y as i32 - 44).pow(2) < 900 {
@@ -124,19 +136,41 @@ pub fn time_stages<B: Backend>(dir: &Path, runs: usize, device: &B::Device) -> R
         };
         image::Rgb([(v + x) as u8, (v + y / 2) as u8, v as u8])
     });
-    clf.classify_timed(std::slice::from_ref(&face))?; // warm-up
-    let mut all: Vec<StageTimes> = (0..runs.max(1))
-        .map(|_| clf.classify_timed(std::slice::from_ref(&face)).map(|(_, t)| t))
-        .collect::<Result<_>>()?;
+    let faces = std::slice::from_ref(&face);
+    let mut models: Vec<Result<(Classifier<B>, Vec<StageTimes>)>> = dirs
+        .iter()
+        .map(|dir| {
+            let mut clf = Classifier::<B>::load(dir, device)?;
+            clf.set_live_tta(false, None, None);
+            clf.classify_timed(faces)?; // warm-up
+            Ok((clf, Vec::with_capacity(runs.max(1))))
+        })
+        .collect();
+    for _ in 0..runs.max(1) {
+        for m in &mut models {
+            if let Ok((clf, times)) = m {
+                match clf.classify_timed(faces) {
+                    Ok((_, t)) => times.push(t),
+                    Err(e) => *m = Err(e),
+                }
+            }
+        }
+    }
     let median = |f: fn(&StageTimes) -> f64, all: &mut Vec<StageTimes>| {
         all.sort_by(|a, b| f(a).total_cmp(&f(b)));
         f(&all[all.len() / 2])
     };
-    Ok(StageTimes {
-        embed: median(|t| t.embed, &mut all),
-        cluster: median(|t| t.cluster, &mut all),
-        model: median(|t| t.model, &mut all),
-    })
+    models
+        .into_iter()
+        .map(|m| {
+            let (_, mut all) = m?;
+            Ok(StageTimes {
+                embed: median(|t| t.embed, &mut all),
+                cluster: median(|t| t.cluster, &mut all),
+                model: median(|t| t.model, &mut all),
+            })
+        })
+        .collect()
 }
 
 /// Builds a zoo in `out` from a sweep's `results.json`: copies every cell's model folder that
@@ -191,23 +225,17 @@ pub fn build(results: &Path, added: &[PathBuf], out: &Path, timing_runs: usize) 
             crate::files::write_atomic(&dst.join(f), &bytes)?;
         }
         meta.save(&dst)?;
-        let stage_ms = time_stages::<Cpu>(&dst, timing_runs, &Default::default())?;
-        log::info!(
-            "{name}: {:.2} % accuracy, {:.2} ms a face",
-            c.accuracy * 100.0,
-            stage_ms.embed + stage_ms.cluster + stage_ms.model
-        );
         entries.push(ZooEntry {
             trained: Trained::of(c),
             epochs: Some(c.epochs),
-            stage_ms,
+            stage_ms: StageTimes::default(), // timed below, with the others
         });
     }
     if entries.is_empty() {
         bail!("{}: none of its cells has a model folder here", results.display());
     }
     for src in added {
-        let entry = add_finetuned(src, out, timing_runs)?;
+        let entry = add_finetuned(src, out)?;
         if entries.iter().any(|e| e.trained.name == entry.trained.name) {
             bail!(
                 "--add {}: the zoo already has a model named {}",
@@ -216,6 +244,19 @@ pub fn build(results: &Path, added: &[PathBuf], out: &Path, timing_runs: usize) 
             );
         }
         entries.push(entry);
+    }
+    let dirs: Vec<PathBuf> = entries.iter().map(|e| out.join(&e.trained.name)).collect();
+    let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let times = time_stages_interleaved::<Cpu>(&dir_refs, timing_runs, &Default::default());
+    for (e, t) in entries.iter_mut().zip(times) {
+        e.stage_ms = t.with_context(|| format!("timing {}", out.join(&e.trained.name).display()))?;
+        let t = &e.stage_ms;
+        log::info!(
+            "{}: {:.2} % accuracy, {:.2} ms a face",
+            e.trained.name,
+            e.trained.accuracy * 100.0,
+            t.embed + t.cluster + t.model
+        );
     }
     let index = ZooIndex {
         source: results.display().to_string(),
@@ -232,8 +273,8 @@ pub fn build(results: &Path, added: &[PathBuf], out: &Path, timing_runs: usize) 
 
 /// Copies a fine-tuned model folder (its own trunk `embedder.mpk`, scored one view at a time in
 /// its `meta.json`, as `finetune` and `average` write it) into the zoo as `<out>/<folder name>/`,
-/// trunk included, and times it.
-fn add_finetuned(src: &Path, out: &Path, timing_runs: usize) -> Result<ZooEntry> {
+/// trunk included (its costs are measured afterwards, with the zoo's other models).
+fn add_finetuned(src: &Path, out: &Path) -> Result<ZooEntry> {
     let own = src.join(FINETUNED_EMBEDDER_FILE);
     if !own.is_file() {
         bail!(
@@ -246,18 +287,21 @@ fn add_finetuned(src: &Path, out: &Path, timing_runs: usize) -> Result<ZooEntry>
     let name = file_name(src)?;
     let dst = out.join(&name);
     std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
-    for f in [CONFIG_FILE, MODEL_FILE, META_FILE, FINETUNED_EMBEDDER_FILE] {
-        let bytes =
-            std::fs::read(src.join(f)).with_context(|| format!("reading {}", src.join(f).display()))?;
+    for f in [
+        CONFIG_FILE,
+        MODEL_FILE,
+        META_FILE,
+        FINETUNED_EMBEDDER_FILE,
+        FINETUNE_LOG,
+    ] {
+        let path = src.join(f);
+        if f == FINETUNE_LOG && !path.is_file() {
+            continue; // the training record travels when there is one
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         crate::files::write_atomic(&dst.join(f), &bytes)?;
     }
-    let stage_ms = time_stages::<Cpu>(&dst, timing_runs, &Default::default())?;
     let m = &meta.metrics;
-    log::info!(
-        "{name} (fine-tuned): {:.2} % accuracy, {:.2} ms a face",
-        m.accuracy * 100.0,
-        stage_ms.embed + stage_ms.cluster + stage_ms.model
-    );
     Ok(ZooEntry {
         trained: Trained {
             name,
@@ -268,9 +312,12 @@ fn add_finetuned(src: &Path, out: &Path, timing_runs: usize) -> Result<ZooEntry>
             eval_images: m.images,
         },
         epochs: None,
-        stage_ms,
+        stage_ms: StageTimes::default(),
     })
 }
+
+/// `finetune`'s record of a run (options, per-epoch log), copied with an added folder.
+const FINETUNE_LOG: &str = "finetune.json";
 
 /// The file name of a trunk path, which its copy in the zoo keeps (`embedder.mpk`, `….safetensors`).
 fn file_name(path: &Path) -> Result<String> {
