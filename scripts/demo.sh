@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paca-fer demo on the shipped default model (models/default):
+# The paca-fer demo on the shipped models (the zoo's choice for this machine, see `paca-fer select`):
 #   - with a camera (/dev/video*) and a display: the live window (Esc or q quits);
 #   - otherwise: the bundled public-domain sample photo, headless, one JSON line per frame on
 #     stdout and the annotated frame in demo-out/.
