@@ -212,7 +212,7 @@ pub fn choose(
                 )
             } else {
                 format!(
-                    "{} ({:.2} %, {:.2} ms a face) is within the standard error ({:.2} points) of the best, {} ({:.2} %, {:.2} ms), and the cheapest such model, costs within {:.0} % counting as equal (then accuracy, the study's patch-to-cluster pipeline, macro-F1 and name decide); {fits}",
+                    "{} ({:.2} %, {:.2} ms a face) is within the standard error ({:.2} points) of the best, {} ({:.2} %, {:.2} ms), and costs at most {:.0} % more than the cheapest such model (costs that close count as equal; then accuracy, the study's patch-to-cluster pipeline, macro-F1 and name decide); {fits}",
                     chosen.trained.name,
                     chosen.trained.accuracy * 100.0,
                     chosen.latency_ms,

@@ -88,7 +88,7 @@ pub fn run(a: &FinetuneArgs, config: &Config, json: bool) -> Result<()> {
 }
 
 /// Whether the depthwise layers train as shifted products: `auto` takes the form measured faster
-/// on the device (burn-ndarray's grouped convolution on the CPU; on the GPU the shifted form's
+/// on the device (the grouped convolution on both CPU backends; on the GPU the shifted form's
 /// gradients are the fast ones).
 fn shifted_depthwise(choice: Depthwise, device: DeviceChoice) -> bool {
     match choice {

@@ -75,15 +75,11 @@ impl<B: Backend> ConvBn<B> {
             .reshape([n, c_out, h, w])
     }
 
-    /// Adds the per-channel bias to `y: [N, C, L]`, the bias repeated over the batch first.
-    ///
-    /// A `[1, C, 1]` bias broadcast over both N and L has no fast path in burn-flex (it walks
-    /// the output element by element: 11 % of a fine-tuning step) and burn's convolution bias
-    /// gradient copies the whole output once more; a contiguous `[N, C, 1]` bias is a per-row
-    /// scalar, which both CPU backends add and differentiate with vector code.
+    /// Adds the per-channel bias to `y: [N, C, L]` (as [`per_channel`] values; burn's own
+    /// convolution bias gradient would copy the whole output once more).
     fn add_bias(&self, y: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [n, c, _] = y.dims();
-        y + self.bias.val().reshape([1, c, 1]).repeat_dim(0, n)
+        let [n, _, _] = y.dims();
+        y + per_channel(self.bias.val(), n)
     }
 
     /// The fused weight `[out, in / groups, k, k]`.
@@ -130,4 +126,13 @@ impl<B: Backend> ConvBn<B> {
             .narrow(5, 0, 1)
             .reshape([n, c, ho, wo])
     }
+}
+
+/// Per-channel values `[C]` as a contiguous `[N, C, 1]` tensor, to combine with `[N, C, L]`
+/// activations. A `[1, C, 1]` broadcast over both N and L has no fast path in burn-flex (it walks
+/// the output element by element: 11 % of a fine-tuning step); a contiguous `[N, C, 1]` operand
+/// is a per-row scalar, which both CPU backends apply and differentiate with vector code.
+pub(crate) fn per_channel<B: Backend>(values: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
+    let [c] = values.dims();
+    values.reshape([1, c, 1]).repeat_dim(0, n)
 }

@@ -29,7 +29,7 @@ use std::str::FromStr;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 pub use faces::embed_faces;
@@ -153,12 +153,9 @@ pub(crate) fn in_chunks<B: Backend, const D: usize>(
 pub fn normalize_imagenet<B: Backend>(images: Tensor<B, 4>) -> Tensor<B, 4> {
     let device = images.device();
     let [b, c, h, w] = images.dims();
-    // Per-image channel constants `[B, 3, 1]`: a per-row scalar, which burn-flex adds with vector
-    // code (a `[1, 3, 1, 1]` broadcast over the batch takes its element-by-element path).
-    let per_row = |v: [f32; 3]| {
-        Tensor::<B, 3>::from_data(TensorData::new(v.to_vec(), [1, 3, 1]), &device).repeat_dim(0, b)
-    };
-    ((images.reshape([b, c, h * w]) - per_row(IMAGENET_MEAN)) / per_row(IMAGENET_STD)).reshape([b, c, h, w])
+    let per_image = |v: [f32; 3]| layers::per_channel(Tensor::<B, 1>::from_floats(v, &device), b);
+    ((images.reshape([b, c, h * w]) - per_image(IMAGENET_MEAN)) / per_image(IMAGENET_STD))
+        .reshape([b, c, h, w])
 }
 
 /// Cuts `[B, C, 96, 96]` into `[B * 36, C, 16, 16]`, patches in row-major grid order.
